@@ -1,0 +1,69 @@
+"""The ports: one small Protocol per outside system, named by role.
+
+Each has a real implementation (issue 3: Pub/Sub, Firestore, BigQuery) and an in-memory one in
+`adapters.memory` with the same semantics. Both must pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from policies.model import Mode
+from router.keys import Key
+
+AuditRow = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Answer of `StateStore.claim_trigger`."""
+
+    outcome: Literal["claimed", "published", "held"]
+    lease_until: datetime | None = None
+    published_at: datetime | None = None
+    holder: str | None = None
+
+
+class StateStore(Protocol):
+    """Shared state across instances: recorded completions, pinned modes, trigger claims."""
+
+    async def pin_mode(self, key: Key, mode: Mode, explicit: bool, now: datetime) -> Mode:
+        """Pin `mode` unless one is pinned already (an explicit mode overrides). Returns the pinned mode."""
+        ...
+
+    async def record_completion(
+        self, key: Key, completion_id: str, document: Mapping[str, Any], now: datetime
+    ) -> bool:
+        """Create-if-absent. True when this call created it; False for a redelivery."""
+        ...
+
+    async def claim_trigger(
+        self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float
+    ) -> Claim:
+        """Claim the right to publish `trigger_id`, or learn that it is published or held by a live lease."""
+        ...
+
+    async def mark_published(self, key: Key, trigger_id: str, instance_id: str, now: datetime) -> None: ...
+
+    async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
+        """Give the claim back after a failed publish so the key stays retriable (by anyone)."""
+        ...
+
+
+class Publisher(Protocol):
+    async def publish(
+        self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
+    ) -> str:
+        """Publish one message; returns its id. Raises `PublishError` when it did not go through."""
+        ...
+
+
+class AuditSink(Protocol):
+    """Append-only audit log. `write` must never block routing on the backend being down."""
+
+    async def write(self, rows: Sequence[AuditRow]) -> None: ...
+
+    async def flush(self) -> None: ...

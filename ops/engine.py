@@ -1,0 +1,281 @@
+"""The shell around the pure core: feeds events into `router.machine.step` and carries out its effects.
+
+One instance of this class serves replay (in-memory adapters, virtual clock) and the daemon (real adapters,
+system clock) alike, so what replay shows is what production does.
+
+Ordering rules that matter:
+- Durable effects (pin the mode, record the completion) run *before* the new state is committed. If the
+  store fails, the error propagates (the caller nacks), the cached state is unchanged, and the redelivery is
+  processed as new — an ack is only ever given for a recorded completion.
+- Events for one key are handled one at a time (a lock per key); publish outcomes are fed back to the machine
+  under the same lock, so nothing interleaves between a publish and its confirmation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import anyio
+
+from adapters.clock import Clock
+from adapters.errors import PublishError
+from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
+from ops import audit_rows
+from ops.alerting import AlertGate
+from policies.model import Policy
+from router import events as ev
+from router.effects import (
+    DuplicateIgnored,
+    Effect,
+    EmitDecision,
+    OpenDownstream,
+    PinMode,
+    PublishTrigger,
+    RaiseAlert,
+    RecordCompletion,
+    SetTimer,
+    TransitionEnded,
+)
+from router.intake import Rejected, accept
+from router.keys import Key
+from router.machine import step
+from router.state import DateState
+
+
+class Delivery(StrEnum):
+    ROUTED = "routed"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    instance_id: str = "local"
+    dead_letter_topic: str = "cascade-dead-letter"
+    alert_topic: str = "nba-slo-violation"
+    claim_lease_s: float = 60.0
+
+
+FollowUp = tuple[Key, ev.Event]
+
+
+class Engine:
+    def __init__(
+        self,
+        policy: Callable[[], Policy],
+        store: StateStore,
+        publisher: Publisher,
+        audit: AuditSink,
+        clock: Clock,
+        config: EngineConfig = EngineConfig(),
+    ) -> None:
+        self._policy = policy
+        self._store = store
+        self._publisher = publisher
+        self._audit = audit
+        self._clock = clock
+        self._config = config
+        self.states: dict[Key, DateState] = {}
+        self._timers: list[tuple[datetime, int, Key]] = []
+        self._seq = itertools.count()
+        self._locks: defaultdict[Key, anyio.Lock] = defaultdict(anyio.Lock)
+        self._alerts = AlertGate()
+        self.duplicates = 0
+
+    # --- inputs -----------------------------------------------------------------------------------------
+
+    async def deliver(
+        self, topic: str, message_id: str, data: bytes, attributes: Mapping[str, str]
+    ) -> Delivery:
+        """Route one delivered message. Raises `TransientError` when it must be redelivered (nack)."""
+        policy = self._policy()
+        accepted = accept(topic, message_id, data, policy)
+        if isinstance(accepted, Rejected):
+            await self._dead_letter(topic, message_id, data, attributes, accepted.reason)
+            return Delivery.DEAD_LETTERED
+        before = self.duplicates
+        await self.submit(accepted.key, accepted.event)
+        return Delivery.DUPLICATE if self.duplicates > before else Delivery.ROUTED
+
+    async def submit(self, key: Key, event: ev.Event) -> None:
+        """Feed one event (message, operator command, tick) and everything it causes downstream."""
+        pending: deque[FollowUp] = deque([(key, event)])
+        while pending:
+            target, item = pending.popleft()
+            async with self._locks[target]:
+                pending.extend(await self._apply_all(target, item))
+
+    async def fire_due(self) -> int:
+        """Run every timer that is due now; returns how many keys were ticked."""
+        now = self._clock.now()
+        fired = 0
+        while self._timers and self._timers[0][0] <= now:
+            at, _, key = heapq.heappop(self._timers)
+            state = self.states.get(key)
+            if state is None or state.wake_at != at:
+                continue  # superseded by a later SetTimer for the same key
+            await self.submit(key, ev.Tick())
+            fired += 1
+        await self._flush_alert_summaries(now)
+        return fired
+
+    def next_due(self) -> datetime | None:
+        """The earliest live timer (stale heap entries are dropped here)."""
+        while self._timers:
+            at, _, key = self._timers[0]
+            state = self.states.get(key)
+            if state is not None and state.wake_at == at:
+                break
+            heapq.heappop(self._timers)
+        candidates = [self._timers[0][0]] if self._timers else []
+        summary_at = self._alerts.next_flush_at(self._policy().alerts)
+        if summary_at is not None:
+            candidates.append(summary_at)
+        return min(candidates, default=None)
+
+    # --- the step ---------------------------------------------------------------------------------------
+
+    async def _apply_all(self, key: Key, event: ev.Event) -> list[FollowUp]:
+        """Apply `event` and the publish outcomes it produces for the same key; return work for other keys."""
+        later: list[FollowUp] = []
+        same_key: deque[ev.Event] = deque([event])
+        while same_key:
+            for target, follow in await self._apply(key, same_key.popleft()):
+                (same_key.append(follow) if target == key else later.append((target, follow)))
+        return later
+
+    async def _apply(self, key: Key, event: ev.Event) -> list[FollowUp]:
+        policy = self._policy()
+        now = self._clock.now()
+        result = step(self.states.get(key), key, event, now, policy)
+        follow = [f for effect in result.effects for f in await self._durable(effect, now)]
+        if result.state is not None:
+            self.states[key] = result.state
+        rows: list[AuditRow] = []
+        for effect in result.effects:
+            follow.extend(await self._carry_out(effect, now, policy, rows))
+        if rows:
+            await self._audit.write(rows)
+        return follow
+
+    async def _durable(self, effect: Effect, now: datetime) -> list[FollowUp]:
+        if isinstance(effect, RecordCompletion):
+            await self._store.record_completion(effect.key, _completion_id(effect), _document(effect), now)
+        elif isinstance(effect, PinMode):
+            pinned = await self._store.pin_mode(effect.key, effect.mode, effect.explicit, now)
+            if pinned != effect.mode:
+                return [(effect.key, ev.ModeAdopted(pinned))]
+        return []
+
+    async def _carry_out(
+        self, effect: Effect, now: datetime, policy: Policy, rows: list[AuditRow]
+    ) -> list[FollowUp]:
+        match effect:
+            case EmitDecision():
+                rows.append(audit_rows.decision_row(now, effect))
+            case RaiseAlert():
+                await self._raise(effect, now, policy, rows)
+            case SetTimer(at=at) if at is not None:
+                heapq.heappush(self._timers, (at, next(self._seq), effect.key))
+            case OpenDownstream():
+                return [(effect.key, ev.OpenedByUpstream(effect.mode, effect.correlation_id))]
+            case TransitionEnded():
+                rows.append(audit_rows.phase_row(effect))
+            case DuplicateIgnored():
+                self.duplicates += 1
+            case PublishTrigger():
+                return [(effect.key, await self._publish(effect, now, rows))]
+        return []
+
+    # --- publishing: claim, publish, confirm ------------------------------------------------------------
+
+    async def _publish(self, effect: PublishTrigger, now: datetime, rows: list[AuditRow]) -> ev.Event:
+        claim = await self._store.claim_trigger(
+            effect.key, effect.trigger_id, self._config.instance_id, now, self._config.claim_lease_s
+        )
+        if claim.outcome == "published":
+            return ev.AlreadyPublished(effect.trigger_id, claim.published_at)
+        if claim.outcome == "held":
+            assert claim.lease_until is not None
+            return ev.ClaimHeldElsewhere(effect.trigger_id, claim.lease_until)
+        try:
+            for message in effect.messages:
+                body = audit_rows.encode(message.data)
+                await self._publisher.publish(effect.topic, body, message.attributes, message.ordering_key)
+        except PublishError as exc:
+            await self._store.release_claim(effect.key, effect.trigger_id, self._config.instance_id)
+            return ev.PublishFailed(effect.trigger_id, str(exc))
+        published_at = self._clock.now()
+        await self._store.mark_published(
+            effect.key, effect.trigger_id, self._config.instance_id, published_at
+        )
+        rows.extend(audit_rows.trigger_row(published_at, effect, m) for m in effect.messages)
+        return ev.PublishSucceeded(effect.trigger_id, published_at)
+
+    # --- alerts and dead letters ------------------------------------------------------------------------
+
+    async def _raise(self, effect: RaiseAlert, now: datetime, policy: Policy, rows: list[AuditRow]) -> None:
+        await self._flush_alert_summaries(now)
+        if not self._alerts.admit(effect.signature, now, policy.alerts):
+            return
+        rows.append(audit_rows.alert_row(now, effect))
+        await self._send_alert(audit_rows.alert_row(now, effect))
+
+    async def _flush_alert_summaries(self, now: datetime) -> None:
+        rows = [audit_rows.alert_row(now, s) for s in self._alerts.summaries(now, self._policy().alerts)]
+        for row in rows:
+            await self._send_alert(row)
+        if rows:
+            await self._audit.write(rows)
+
+    async def _send_alert(self, row: Mapping[str, Any]) -> None:
+        # An alert that cannot be sent must not stop routing; it stays in the audit log either way.
+        try:
+            await self._publisher.publish(
+                self._config.alert_topic, audit_rows.encode(row), {"alert": row["alert"]}
+            )
+        except PublishError:
+            return
+
+    async def _dead_letter(
+        self, topic: str, message_id: str, data: bytes, attributes: Mapping[str, str], reason: str
+    ) -> None:
+        now = self._clock.now()
+        letter_attributes = {
+            **attributes,
+            "source_topic": topic,
+            "message_id": message_id,
+            "reason": reason[:1024],
+        }
+        # A failed dead-letter publish propagates: the message is nacked and redelivered, never lost.
+        await self._publisher.publish(self._config.dead_letter_topic, data, letter_attributes)
+        await self._audit.write([audit_rows.dead_letter_row(now, topic, message_id, reason)])
+
+
+def _completion_id(effect: RecordCompletion) -> str:
+    return f"{effect.processor or 'unknown'}__{effect.message_id}"
+
+
+def _document(effect: RecordCompletion) -> dict[str, Any]:
+    report = effect.report
+    return {
+        "message_id": effect.message_id,
+        "processor": effect.processor,
+        "raw_name": effect.raw_name,
+        "status": report.status.value,
+        "timestamp": report.timestamp,
+        "record_count": report.record_count,
+        "games_expected": report.games_expected,
+        "games_processed": report.games_processed,
+        "completion_pct": report.completion_pct,
+        "counts": dict(report.counts),
+        "output_table": report.output_table,
+        "correlation_id": report.correlation_id,
+    }

@@ -1,0 +1,293 @@
+"""The policy as immutable, validated data.
+
+Everything a decision depends on lives here: which processors each transition expects per mode, the mode
+thresholds, deadlines, breaker and retry settings. Units are in the names (`recheck_every_s`). Models are
+frozen and reject unknown keys, so a typo in the policy file is an error rather than a silently ignored
+setting.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from policies.names import NameIndex, lookup_keys
+
+
+class Mode(StrEnum):
+    OVERNIGHT = "overnight"
+    SAME_DAY = "same_day"
+    TOMORROW = "tomorrow"
+    MANUAL = "manual"
+    BACKFILL = "backfill"
+
+
+class Status(StrEnum):
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    NO_DATA = "no_data"
+    FAILED = "failed"
+
+
+class LocatedError(ValueError):
+    """A validation error from a cross-field check that knows which field is to blame."""
+
+    def __init__(self, path: tuple[str, ...], message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class LocalTime(Frozen):
+    """A wall-clock time in the policy's timezone, `day_offset` days after the game date."""
+
+    day_offset: int = Field(ge=-2, le=3)
+    at: str
+
+    @field_validator("at")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("must be HH:MM (24h)")
+        return value
+
+    @property
+    def minutes(self) -> int:
+        hours, minutes = self.at.split(":")
+        return int(hours) * 60 + int(minutes)
+
+
+class ModeSpec(Frozen):
+    completeness: Fraction
+    quality: Fraction
+    degraded_allowed: bool
+    # None: no periodic re-check (manual is evaluated once per event, backfill only by an operator).
+    recheck_every_s: int | None = Field(default=None, gt=0)
+    # None: this mode never alerts on low completeness.
+    alert_below: Fraction | None = None
+    stale_action: Literal["wait", "proceed"] = "wait"
+    fallback: LocalTime | None = None
+    self_heal: LocalTime | None = None
+    # False: record and evaluate, but never publish a downstream trigger automatically.
+    cascade: bool = True
+
+    @model_validator(mode="after")
+    def _deadlines_in_order(self) -> ModeSpec:
+        if self.fallback and self.self_heal:
+            fb = (self.fallback.day_offset, self.fallback.minutes)
+            sh = (self.self_heal.day_offset, self.self_heal.minutes)
+            if sh <= fb:
+                raise ValueError("self_heal must come after fallback")
+        if self.self_heal and not self.fallback:
+            raise ValueError("self_heal needs a fallback deadline before it")
+        return self
+
+
+class QualitySpec(Frozen):
+    """How a single report becomes a quality score and a coverage fraction."""
+
+    status_scores: dict[Status, Fraction] = {
+        Status.SUCCESS: 1.0,
+        Status.PARTIAL: 0.7,
+        Status.NO_DATA: 1.0,
+        Status.FAILED: 0.0,
+    }
+    # Coverage of a `partial` report that carries no games/percentage metadata.
+    partial_coverage: Fraction = 0.5
+    # A `success` with record_count == 0 is suspect: the processor ran but wrote nothing.
+    zero_records_score: Fraction = 0.5
+    # Score cap for a processor whose output count is below its `min_records`.
+    below_min_records_score: Fraction = 0.0
+
+    @field_validator("status_scores")
+    @classmethod
+    def _all_statuses(cls, value: dict[Status, float]) -> dict[Status, float]:
+        missing = [s.value for s in Status if s not in value]
+        if missing:
+            raise ValueError(f"missing scores for {missing}")
+        return value
+
+
+class ProcessorSpec(Frozen):
+    aliases: tuple[str, ...] = ()
+    # Where coverage comes from when the report carries it: games ratio or a percentage.
+    coverage: Literal["games", "completion_pct"] = "games"
+    # Output below this is suspect; `records_field` names a metadata count, else record_count is used.
+    min_records: int | None = Field(default=None, ge=0)
+    records_field: str | None = None
+
+
+class Expectation(Frozen):
+    critical: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.critical + self.optional
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Expectation:
+        both = set(self.critical) & set(self.optional)
+        if both:
+            raise ValueError(f"processors listed as both critical and optional: {sorted(both)}")
+        if not self.critical and not self.optional:
+            raise ValueError("expects no processors at all: the check could never be evaluated")
+        return self
+
+
+PayloadKind = Literal["default", "per_table", "predictions", "export"]
+
+
+class TransitionSpec(Frozen):
+    listens_to: str = Field(min_length=3)
+    publishes_to: str = Field(min_length=3)
+    # Values of the message's `phase` field accepted on this topic.
+    phases: tuple[str, ...] = Field(min_length=1)
+    payload: PayloadKind = "default"
+    export_types: tuple[str, ...] = ()
+    # Shifts every mode deadline for this transition (later phases run later in the night).
+    deadline_offset_s: int = 0
+    # The transition whose completions the published trigger produces; its state opens on publish, so its
+    # deadlines run even if none of its processors ever reports.
+    next: str | None = None
+    # Per mode; `default` covers modes not listed.
+    expected: dict[str, Expectation]
+
+    @field_validator("expected")
+    @classmethod
+    def _known_modes(cls, value: dict[str, Expectation]) -> dict[str, Expectation]:
+        allowed = {m.value for m in Mode} | {"default"}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"unknown mode(s) {unknown}; allowed: {sorted(allowed)}")
+        missing = [m.value for m in Mode if m.value not in value]
+        if missing and "default" not in value:
+            raise ValueError(f"no expectation for mode(s) {missing} and no `default`")
+        return value
+
+    def expectation(self, mode: Mode) -> Expectation:
+        return self.expected.get(mode.value) or self.expected["default"]
+
+    @property
+    def processors(self) -> frozenset[str]:
+        return frozenset(name for exp in self.expected.values() for name in exp.all)
+
+
+class BreakerSpec(Frozen):
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown_s: int = Field(default=1800, gt=0)
+
+
+class RetrySpec(Frozen):
+    initial_s: float = Field(default=5.0, gt=0)
+    max_s: float = Field(default=300.0, gt=0)
+    multiplier: float = Field(default=2.0, ge=1.0)
+
+    def delay_s(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (1-based): exponential, capped."""
+        return float(min(self.max_s, self.initial_s * self.multiplier ** max(0, attempt - 1)))
+
+
+class AlertLimitSpec(Frozen):
+    max_per_window: int = Field(default=5, ge=1)
+    window_s: int = Field(default=3600, gt=0)
+
+
+class Policy(Frozen):
+    version: int = 1
+    timezone: str = "America/New_York"
+    # From this local time a game_date == today counts as overnight: the games are over.
+    overnight_cutover: str = "23:00"
+    max_input_age_s: int = Field(default=12 * 3600, gt=0)
+    quality: QualitySpec = QualitySpec()
+    modes: dict[Mode, ModeSpec]
+    processors: dict[str, ProcessorSpec]
+    transitions: dict[str, TransitionSpec]
+    breaker: BreakerSpec = BreakerSpec()
+    publish_retry: RetrySpec = RetrySpec()
+    alerts: AlertLimitSpec = AlertLimitSpec()
+    _names: NameIndex | None = PrivateAttr(default=None)
+
+    @field_validator("overnight_cutover")
+    @classmethod
+    def _cutover(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("must be HH:MM (24h)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from policies.clock_math import zone
+
+        zone(value)  # raises ValueError for an unknown zone
+        return value
+
+    @field_validator("modes")
+    @classmethod
+    def _every_mode(cls, value: dict[Mode, ModeSpec]) -> dict[Mode, ModeSpec]:
+        missing = [m.value for m in Mode if m not in value]
+        if missing:
+            raise ValueError(f"missing mode(s) {missing}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        self._check_references()
+        self._check_topics()
+        self._check_aliases_unambiguous()
+        return self
+
+    def _check_references(self) -> None:
+        for name, transition in self.transitions.items():
+            here = ("transitions", name)
+            for mode, expectation in transition.expected.items():
+                unknown = sorted(set(expectation.all) - set(self.processors))
+                if unknown:
+                    raise LocatedError((*here, "expected", mode), f"undeclared processor(s) {unknown}")
+            if transition.next is not None and transition.next not in self.transitions:
+                raise LocatedError((*here, "next"), f"{transition.next!r} is not a transition")
+            if transition.payload == "export" and not transition.export_types:
+                raise LocatedError((*here, "export_types"), "payload export needs export_types")
+
+    def _check_topics(self) -> None:
+        seen: dict[str, str] = {}
+        for name, transition in self.transitions.items():
+            if transition.listens_to in seen:
+                raise LocatedError(
+                    ("transitions", name, "listens_to"),
+                    f"topic {transition.listens_to} is already listened to by {seen[transition.listens_to]}",
+                )
+            seen[transition.listens_to] = name
+
+    def _check_aliases_unambiguous(self) -> None:
+        owner: dict[str, str] = {}
+        for name, spec in self.processors.items():
+            for raw in (name, *spec.aliases):
+                for key in lookup_keys(raw):
+                    if owner.setdefault(key, name) != name:
+                        raise LocatedError(
+                            ("processors", name), f"name {raw!r} is ambiguous: it also matches {owner[key]}"
+                        )
+
+    def names(self) -> NameIndex:
+        """The alias index, built once per policy object (a reload brings a new object, hence a new index)."""
+        if self._names is None:
+            self._names = NameIndex({name: spec.aliases for name, spec in self.processors.items()})
+        return self._names
+
+    def transition_for_topic(self, topic: str) -> str | None:
+        for name, transition in self.transitions.items():
+            if transition.listens_to == topic:
+                return name
+        return None

@@ -1,0 +1,133 @@
+"""What the state machine asks the shell to do. Plain data; the shell carries them out in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from policies.decision import CheckResult
+from policies.model import Mode
+from policies.reports import Report
+from router.keys import Key
+
+
+class Severity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class Source(StrEnum):
+    CASCADE = "cascade"
+    FALLBACK = "fallback"
+    SELF_HEAL = "self_heal"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCompletion:
+    key: Key
+    message_id: str
+    processor: str | None
+    raw_name: str
+    report: Report
+
+
+@dataclass(frozen=True, slots=True)
+class PinMode:
+    """Agree on the mode with other instances: the first pin wins unless this one is explicit."""
+
+    key: Key
+    mode: Mode
+    explicit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmitDecision:
+    key: Key
+    mode: Mode
+    result: CheckResult
+    trigger: str  # what caused the evaluation: event | timer | operator
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    data: Mapping[str, Any]
+    attributes: Mapping[str, str]
+    ordering_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishTrigger:
+    key: Key
+    trigger_id: str
+    topic: str
+    mode: Mode
+    source: Source
+    degraded: bool
+    messages: tuple[OutMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseAlert:
+    alert: str
+    severity: Severity
+    game_date: date | None
+    transition: str | None
+    message: str
+
+    @property
+    def signature(self) -> str:
+        return f"{self.alert}|{self.transition or '-'}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    key: Key
+    at: datetime | None  # None cancels
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDownstream:
+    key: Key
+    mode: Mode
+    correlation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEnded:
+    """One row for the phase completion log: how this (date, transition) ended."""
+
+    key: Key
+    mode: Mode
+    outcome: str  # triggered | triggered_degraded | failed
+    source: Source | None
+    trigger_id: str | None
+    opened_at: datetime
+    ended_at: datetime
+    completeness: float
+    processors_reported: int
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateIgnored:
+    key: Key
+    message_id: str
+
+
+Effect = (
+    RecordCompletion
+    | PinMode
+    | EmitDecision
+    | PublishTrigger
+    | RaiseAlert
+    | SetTimer
+    | OpenDownstream
+    | TransitionEnded
+    | DuplicateIgnored
+)

@@ -1,0 +1,93 @@
+"""Inputs to the state machine: what happened to a (game_date, transition)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from policies.model import Mode
+from policies.modes import ModeHints
+from policies.reports import Report
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionArrived:
+    message_id: str
+    # Canonical processor name, or None when no policy name matches (recorded, alerted, never counted).
+    processor: str | None
+    raw_name: str
+    report: Report
+    hints: ModeHints
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A timer fired: re-check, deadlines, breaker cooldown, publish retry — whatever is due."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSucceeded:
+    trigger_id: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFailed:
+    trigger_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyPublished:
+    """The shared store says another instance published this trigger already."""
+
+    trigger_id: str
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimHeldElsewhere:
+    """Another instance holds a live claim; look again when its lease runs out."""
+
+    trigger_id: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedByUpstream:
+    """The upstream transition published: this one now waits for its processors, in the same mode."""
+
+    mode: Mode
+    correlation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModeAdopted:
+    """The shared store already pinned another mode for this key (another instance saw it first)."""
+
+    mode: Mode
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBreaker:
+    operator: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForceTrigger:
+    operator: str
+    reason: str
+
+
+Event = (
+    CompletionArrived
+    | Tick
+    | PublishSucceeded
+    | PublishFailed
+    | AlreadyPublished
+    | ClaimHeldElsewhere
+    | OpenedByUpstream
+    | ModeAdopted
+    | ResetBreaker
+    | ForceTrigger
+)

@@ -1,0 +1,89 @@
+"""From a delivered Pub/Sub message to a state-machine event, or a dead-letter reason.
+
+Nothing here raises on bad input: every way a message can be wrong becomes a `Rejected` with a reason that
+says exactly what was wrong, so the shell can dead-letter it and ack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from policies.model import Policy
+from policies.modes import ModeHints
+from policies.reports import Report
+from router.events import CompletionArrived
+from router.keys import Key
+from router.messages import CompletionMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    key: Key
+    event: CompletionArrived
+    message: CompletionMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+def accept(topic: str, message_id: str, data: bytes, policy: Policy) -> Accepted | Rejected:
+    transition = policy.transition_for_topic(topic)
+    if transition is None:
+        return Rejected(f"topic {topic!r} is not a completion topic of any transition in the policy")
+    parsed = _parse(data)
+    if isinstance(parsed, Rejected):
+        return parsed
+    phases = policy.transitions[transition].phases
+    if parsed.phase not in phases:
+        return Rejected(f"phase {parsed.phase!r} is not accepted on {topic} (expected one of {list(phases)})")
+    processor = policy.names().resolve(parsed.processor_name, parsed.output_table)
+    key = Key(parsed.game_date, transition)
+    return Accepted(key, _event(message_id, processor, parsed), parsed)
+
+
+def _parse(data: bytes) -> CompletionMessage | Rejected:
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Rejected(f"not JSON: {exc}")
+    if not isinstance(raw, dict):
+        return Rejected(f"not a JSON object: got {type(raw).__name__}")
+    try:
+        return CompletionMessage.model_validate(raw)
+    except ValidationError as exc:
+        return Rejected("invalid completion message: " + _describe(exc))
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "<message>"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _event(message_id: str, processor: str | None, message: CompletionMessage) -> CompletionArrived:
+    report = Report(
+        processor=processor or message.processor_name,
+        status=message.status,
+        timestamp=message.timestamp,
+        record_count=message.record_count,
+        games_expected=message.metadata.games_expected,
+        games_processed=message.metadata.games_processed,
+        completion_pct=message.metadata.completion_pct,
+        counts=message.numeric_metadata(),
+        output_table=message.output_table,
+        correlation_id=message.correlation_id,
+    )
+    hints = ModeHints(
+        processing_mode=message.processing_mode.value if message.processing_mode else None,
+        backfill_mode=message.backfill_mode,
+        skip_downstream_trigger=message.skip_downstream_trigger,
+        trigger_source=message.trigger_source,
+    )
+    return CompletionArrived(message_id, processor, message.processor_name, report, hints)

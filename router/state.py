@@ -1,0 +1,77 @@
+"""The state of one (game_date, transition): everything the machine needs, immutable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from policies.breaker import Breaker
+from policies.decision import CheckResult
+from policies.model import Mode
+from policies.reports import Report
+from router.effects import Source
+from router.keys import Key
+
+
+class Phase(StrEnum):
+    COLLECTING = "collecting"
+    PUBLISHING = "publishing"  # decided; waiting for the shell to confirm the publish
+    TRIGGERED = "triggered"
+    TRIGGERED_DEGRADED = "triggered_degraded"
+    FAILED = "failed"
+    BREAKER_OPEN = "breaker_open"
+    RECORDING = "recording"  # backfill: record and evaluate, never cascade
+
+    @property
+    def is_triggered(self) -> bool:
+        return self in (Phase.TRIGGERED, Phase.TRIGGERED_DEGRADED)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A trigger decision on its way out (or waiting to be retried after a failed publish)."""
+
+    trigger_id: str
+    source: Source
+    degraded: bool
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    trigger_id: str
+    source: Source | None
+    degraded: bool
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DateState:
+    key: Key
+    mode: Mode
+    opened_at: datetime
+    phase: Phase = Phase.COLLECTING
+    mode_explicit: bool = False
+    reports: Mapping[str, Report] = field(default_factory=dict)
+    unknown: frozenset[str] = frozenset()
+    seen: frozenset[str] = frozenset()
+    breaker: Breaker = field(default_factory=Breaker)
+    attempt: Attempt | None = None
+    published: Published | None = None
+    publish_failures: int = 0
+    retry_at: datetime | None = None
+    next_check_at: datetime | None = None
+    fallback_done: bool = False
+    self_heal_done: bool = False
+    last: CheckResult | None = None
+    correlation_id: str | None = None
+    wake_at: datetime | None = None
+    # Newest report time among inputs: the start of the trigger latency measurement.
+    last_input_at: datetime | None = None
+
+    @property
+    def settled(self) -> bool:
+        """No more automatic work: triggered, or a publish confirmation is outstanding."""
+        return self.phase.is_triggered or self.phase is Phase.PUBLISHING
