@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.errors import PublishError
+from adapters.errors import PublishError, TransientError
 from adapters.ports import AuditRow, Claim
 from policies.model import Mode
 from router.keys import Key
@@ -29,9 +29,20 @@ class _KeyDoc:
 
 
 class MemoryStateStore:
+    """`fail_next(n)` makes the next n writes raise `TransientError`, as a store outage would."""
+
     def __init__(self) -> None:
         self.keys: dict[Key, _KeyDoc] = {}
         self.completions: dict[tuple[Key, str], dict[str, Any]] = {}
+        self._failures_left = 0
+
+    def fail_next(self, count: int) -> None:
+        self._failures_left = count
+
+    def _maybe_fail(self, operation: str) -> None:
+        if self._failures_left > 0:
+            self._failures_left -= 1
+            raise TransientError(f"state store unavailable during {operation} (simulated outage)")
 
     async def pin_mode(self, key: Key, mode: Mode, explicit: bool, now: datetime) -> Mode:
         doc = self.keys.setdefault(key, _KeyDoc())
@@ -42,6 +53,7 @@ class MemoryStateStore:
     async def record_completion(
         self, key: Key, completion_id: str, document: Mapping[str, Any], now: datetime
     ) -> bool:
+        self._maybe_fail("record_completion")
         if (key, completion_id) in self.completions:
             return False
         self.completions[(key, completion_id)] = dict(document)
@@ -50,6 +62,7 @@ class MemoryStateStore:
     async def claim_trigger(
         self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float
     ) -> Claim:
+        self._maybe_fail("claim_trigger")
         doc = self.keys.setdefault(key, _KeyDoc())
         if doc.claim_state == "published":
             return Claim("published", published_at=doc.published_at, holder=doc.holder)

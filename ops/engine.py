@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 import anyio
 
 from adapters.clock import Clock
-from adapters.errors import PublishError
+from adapters.errors import PublishError, TransientError
 from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import AlertGate
@@ -47,6 +48,8 @@ from router.intake import Rejected, accept
 from router.keys import Key
 from router.machine import step
 from router.state import DateState
+
+log = logging.getLogger("cascade.engine")
 
 
 class Delivery(StrEnum):
@@ -197,9 +200,14 @@ class Engine:
     # --- publishing: claim, publish, confirm ------------------------------------------------------------
 
     async def _publish(self, effect: PublishTrigger, now: datetime, rows: list[AuditRow]) -> ev.Event:
-        claim = await self._store.claim_trigger(
-            effect.key, effect.trigger_id, self._config.instance_id, now, self._config.claim_lease_s
-        )
+        """Claim, publish every message, mark published. Never raises: the machine hears every outcome."""
+        instance = self._config.instance_id
+        try:
+            claim = await self._store.claim_trigger(
+                effect.key, effect.trigger_id, instance, now, self._config.claim_lease_s
+            )
+        except TransientError as exc:
+            return ev.PublishFailed(effect.trigger_id, f"could not claim: {exc}")
         if claim.outcome == "published":
             return ev.AlreadyPublished(effect.trigger_id, claim.published_at)
         if claim.outcome == "held":
@@ -210,14 +218,24 @@ class Engine:
                 body = audit_rows.encode(message.data)
                 await self._publisher.publish(effect.topic, body, message.attributes, message.ordering_key)
         except PublishError as exc:
-            await self._store.release_claim(effect.key, effect.trigger_id, self._config.instance_id)
+            await self._release(effect)
             return ev.PublishFailed(effect.trigger_id, str(exc))
         published_at = self._clock.now()
-        await self._store.mark_published(
-            effect.key, effect.trigger_id, self._config.instance_id, published_at
-        )
         rows.extend(audit_rows.trigger_row(published_at, effect, m) for m in effect.messages)
+        try:
+            await self._store.mark_published(effect.key, effect.trigger_id, instance, published_at)
+        except TransientError as exc:
+            # The messages are out. If the mark is lost, the claim's lease expires and another instance may
+            # publish again with the same trigger_id: at-least-once, never a second trigger_id.
+            log.warning("published %s but could not mark it: %s", effect.trigger_id, exc)
         return ev.PublishSucceeded(effect.trigger_id, published_at)
+
+    async def _release(self, effect: PublishTrigger) -> None:
+        try:
+            await self._store.release_claim(effect.key, effect.trigger_id, self._config.instance_id)
+        except TransientError as exc:
+            # The lease runs out by itself; the retry (ours or another instance's) re-claims then.
+            log.warning("could not release the claim on %s: %s", effect.trigger_id, exc)
 
     # --- alerts and dead letters ------------------------------------------------------------------------
 
@@ -241,8 +259,8 @@ class Engine:
             await self._publisher.publish(
                 self._config.alert_topic, audit_rows.encode(row), {"alert": row["alert"]}
             )
-        except PublishError:
-            return
+        except PublishError as exc:
+            log.warning("alert %s not sent (kept in the audit log): %s", row["alert"], exc)
 
     async def _dead_letter(
         self, topic: str, message_id: str, data: bytes, attributes: Mapping[str, str], reason: str

@@ -1,0 +1,251 @@
+"""The shell on in-memory adapters: durability before ack, the claim protocol, dead letters, alert limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from adapters.clock import VirtualClock
+from adapters.errors import PublishError, TransientError
+from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
+from ops.engine import Delivery, Engine, EngineConfig
+from policies.model import Mode, Policy
+from router.keys import Key
+from router.state import Phase
+from tests.support.builders import key, message, utc
+
+NIGHT = utc("2025-12-31T06:00")
+PHASE2_TOPIC = "nba-phase2-raw-complete"
+PHASE3_TOPIC = "nba-phase3-analytics-complete"
+PHASE2_CLASSES = [
+    "OddsApiGameLinesBatchProcessor",
+    "NbacGamebookProcessor",
+    "NbacPlayerBoxscoreProcessor",
+    "BigDataBallPbpProcessor",
+    "OddsApiPropsBatchProcessor",
+]
+PHASE3_CLASSES = [
+    "PlayerGameSummaryProcessor",
+    "TeamDefenseGameSummaryProcessor",
+    "TeamOffenseGameSummaryProcessor",
+    "UpcomingTeamGameContextProcessor",
+    "UpcomingPlayerGameContextProcessor",
+]
+PHASE2 = key("phase2_to_phase3", "2025-12-30")
+
+
+class Rig:
+    def __init__(self, policy: Policy, store: MemoryStateStore | None = None, instance: str = "a") -> None:
+        self.clock = VirtualClock(NIGHT)
+        self.store = store or MemoryStateStore()
+        self.publisher = MemoryPublisher()
+        self.audit = MemoryAuditSink()
+        self.engine = Engine(
+            lambda: policy,
+            self.store,
+            self.publisher,
+            self.audit,
+            self.clock,
+            EngineConfig(instance_id=instance),
+        )
+        self._n = 0
+
+    async def send(
+        self, topic: str, classes: list[str], phase: str, at: datetime | None = None
+    ) -> list[Delivery]:
+        outcomes = []
+        for name in classes:
+            self._n += 1
+            if at is not None:
+                self.clock.set(at)
+            ts = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = json.dumps(message(name, phase, "2025-12-30", ts, output_table=f"ds.{name}"))
+            outcomes.append(await self.engine.deliver(topic, f"m{self._n}", body.encode(), {}))
+        return outcomes
+
+    async def advance(self, to: datetime) -> None:
+        while (due := self.engine.next_due()) is not None and due <= to:
+            self.clock.set(due)
+            await self.engine.fire_due()
+        self.clock.set(to)
+
+    def rows(self, kind: str) -> list[dict]:  # type: ignore[type-arg]
+        return [dict(r) for r in self.audit.rows if r["kind"] == kind]
+
+
+async def test_store_outage_propagates_and_the_redelivery_is_processed_as_new(policy: Policy) -> None:
+    rig = Rig(policy)
+    rig.store.fail_next(1)
+    body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-30", "2025-12-31T06:00:00Z"))
+    with pytest.raises(TransientError):
+        await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {})
+    assert rig.engine.states.get(PHASE2) is None or "m-1" not in rig.engine.states[PHASE2].seen
+    assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.ROUTED
+    assert len(rig.store.completions) == 1
+    assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.DUPLICATE
+
+
+async def test_failed_publish_releases_the_claim_and_the_retry_publishes_the_same_trigger_id(
+    policy: Policy,
+) -> None:
+    rig = Rig(policy)
+    rig.publisher.fail_next(1)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    state = rig.engine.states[PHASE2]
+    assert state.phase is Phase.COLLECTING and state.published is None
+    assert rig.store.keys[PHASE2].claim_state is None  # released: anyone may retry
+    assert rig.rows("trigger") == []
+    await rig.advance(NIGHT + timedelta(minutes=1))
+    [sent] = rig.publisher.on("nba-phase3-trigger")
+    assert sent.attributes["trigger_id"] == PHASE2.trigger_id
+    assert rig.engine.states[PHASE2].phase is Phase.TRIGGERED
+    assert rig.store.keys[PHASE2].claim_state == "published"
+    assert [a["alert"] for a in rig.rows("alert")] == ["publish_failed"]
+
+
+async def test_a_store_outage_while_claiming_is_a_failed_publish_not_a_stuck_date(policy: Policy) -> None:
+    rig = Rig(policy)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[:-1], "phase_2_raw")
+    original = rig.store.claim_trigger
+    calls = {"n": 0}
+
+    async def flaky_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TransientError("deadline exceeded")
+        return await original(*args, **kwargs)
+
+    rig.store.claim_trigger = flaky_claim  # type: ignore[method-assign]
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[-1:], "phase_2_raw")
+    assert rig.engine.states[PHASE2].phase is Phase.COLLECTING
+    await rig.advance(NIGHT + timedelta(minutes=1))
+    assert (
+        rig.engine.states[PHASE2].phase is Phase.TRIGGERED
+        and len(rig.publisher.on("nba-phase3-trigger")) == 1
+    )
+
+
+async def test_partial_multi_message_publish_is_repeated_whole_with_the_same_trigger_id(
+    policy: Policy,
+) -> None:
+    rig = Rig(policy)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    original = rig.publisher.publish
+    sent = {"n": 0}
+
+    async def outage_after_two(topic, data, attributes, ordering_key=None):  # type: ignore[no-untyped-def]
+        if topic == "nba-phase4-trigger":
+            sent["n"] += 1
+            if sent["n"] == 3:
+                raise PublishError("connection reset")
+        return await original(topic, data, attributes, ordering_key)
+
+    rig.publisher.publish = outage_after_two  # type: ignore[method-assign]
+    await rig.send(PHASE3_TOPIC, PHASE3_CLASSES, "phase_3_analytics", at=NIGHT + timedelta(minutes=30))
+    await rig.advance(NIGHT + timedelta(minutes=31))
+    phase4 = rig.publisher.on("nba-phase4-trigger")
+    # At-least-once: two messages went out twice, every copy carries the one trigger_id.
+    assert len(phase4) == 2 + 5
+    assert {m.attributes["trigger_id"] for m in phase4} == {key("phase3_to_phase4", "2025-12-30").trigger_id}
+    audited = [r for r in rig.rows("trigger") if r["transition"] == "phase3_to_phase4"]
+    assert len(audited) == 5  # the audit records the confirmed publish only
+
+
+async def test_second_instance_sharing_the_store_never_publishes_a_published_trigger(policy: Policy) -> None:
+    store = MemoryStateStore()
+    first, second = Rig(policy, store, "a"), Rig(policy, store, "b")
+    await first.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    await second.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    assert len(first.publisher.on("nba-phase3-trigger")) == 1
+    assert second.publisher.on("nba-phase3-trigger") == []
+    assert second.engine.states[PHASE2].phase is Phase.TRIGGERED  # adopted from the store
+
+
+async def test_expired_claim_of_a_dead_instance_is_taken_over_with_the_same_trigger_id(
+    policy: Policy,
+) -> None:
+    store = MemoryStateStore()
+    await store.claim_trigger(PHASE2, PHASE2.trigger_id, "dead", NIGHT, 60)
+    rig = Rig(policy, store, "b")
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    assert rig.publisher.on("nba-phase3-trigger") == []
+    assert rig.engine.states[PHASE2].retry_at == NIGHT + timedelta(seconds=60)
+    await rig.advance(NIGHT + timedelta(minutes=2))
+    [sent] = rig.publisher.on("nba-phase3-trigger")
+    assert sent.attributes["trigger_id"] == PHASE2.trigger_id
+
+
+async def test_mode_pinned_by_another_instance_is_adopted(policy: Policy) -> None:
+    store = MemoryStateStore()
+    await store.pin_mode(PHASE2, Mode.SAME_DAY, False, NIGHT)
+    rig = Rig(policy, store)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[:1], "phase_2_raw")
+    assert rig.engine.states[PHASE2].mode is Mode.SAME_DAY
+
+
+@pytest.mark.parametrize(
+    ("topic", "data", "reason"),
+    [
+        (PHASE2_TOPIC, b"\xff\xfe", "not JSON"),
+        (PHASE2_TOPIC, b"[1, 2]", "not a JSON object"),
+        (PHASE2_TOPIC, b'{"processor_name": "X"}', "invalid completion message: phase: Field required"),
+        ("nba-unknown-topic", b"{}", "not a completion topic"),
+        (
+            PHASE2_TOPIC,
+            json.dumps(message("X", "phase_3_analytics", "2025-12-30", "2025-12-31T06:00:00Z")).encode(),
+            "phase 'phase_3_analytics' is not accepted",
+        ),
+        (
+            PHASE2_TOPIC,
+            json.dumps(message("X", "phase_2_raw", "2025-12-30T00:00:00", "2025-12-31T06:00:00Z")).encode(),
+            "game_date",
+        ),
+    ],
+    ids=["binary", "array", "schema", "topic", "wrong-phase", "datetime-as-date"],
+)
+async def test_malformed_messages_are_dead_lettered_with_reason_and_original_data(
+    policy: Policy, topic: str, data: bytes, reason: str
+) -> None:
+    rig = Rig(policy)
+    assert await rig.engine.deliver(topic, "bad-1", data, {"origin": "x"}) is Delivery.DEAD_LETTERED
+    [letter] = rig.publisher.on("cascade-dead-letter")
+    assert letter.data == data
+    assert reason in letter.attributes["reason"]
+    assert letter.attributes["origin"] == "x" and letter.attributes["source_topic"] == topic
+    [row] = rig.rows("dead_letter")
+    assert reason in row["reason"] and row["message_id"] == "bad-1"
+
+
+async def test_dead_letter_publish_failure_propagates_so_the_message_is_redelivered(policy: Policy) -> None:
+    rig = Rig(policy)
+    rig.publisher.fail_next(1)
+    with pytest.raises(PublishError):
+        await rig.engine.deliver(PHASE2_TOPIC, "bad-1", b"nope", {})
+    assert rig.rows("dead_letter") == []
+
+
+async def test_alerts_are_rate_limited_per_signature_and_summarised(policy: Policy) -> None:
+    rig = Rig(policy)
+    for n in range(8):
+        await rig.send(PHASE2_TOPIC, [f"MysteryProcessor{n}"], "phase_2_raw")
+    alerts = [a["alert"] for a in rig.rows("alert")]
+    assert alerts == ["unknown_processor"] * policy.alerts.max_per_window
+    assert len(rig.publisher.on("nba-slo-violation")) == policy.alerts.max_per_window
+    await rig.advance(NIGHT + timedelta(seconds=policy.alerts.window_s + 1))
+    summary = rig.rows("alert")[-1]
+    assert summary["alert"] == "alerts_suppressed" and summary["message"].startswith(
+        "3 more 'unknown_processor'"
+    )
+
+
+async def test_upstream_trigger_opens_the_downstream_key_with_its_own_timers(policy: Policy) -> None:
+    rig = Rig(policy)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    downstream = Key(PHASE2.game_date, "phase3_to_phase4")
+    state = rig.engine.states[downstream]
+    assert state.mode is Mode.OVERNIGHT and state.wake_at is not None
+    await rig.advance(utc("2026-01-01T00:00"))
+    assert rig.engine.states[downstream].phase is Phase.FAILED
+    assert "manual_intervention_required" in [a["alert"] for a in rig.rows("alert")]
