@@ -34,10 +34,25 @@ class PolicyError(ValueError):
         super().__init__("; ".join(p.render(source) for p in problems))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -61,24 +76,27 @@ def _problem(root: yaml.Node | None, error: Any) -> Problem:
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
-    """Walk the YAML node tree along the pydantic error location; the deepest node found gives the line."""
+    """Walk the YAML node tree along the pydantic error location; the deepest field found gives the line.
+
+    A mapping entry is reported at its key's line (for `alertz:` followed by a block, the line that holds
+    the misspelt key, not the block's first child).
+    """
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
-        child = _child(node, part)
-        if child is None:
+        found = _child(node, part)
+        if found is None:
             break
-        node = child
-        line = node.start_mark.line + 1
+        line, node = found
     return line
 
 
-def _child(node: yaml.Node | None, part: str) -> yaml.Node | None:
+def _child(node: yaml.Node | None, part: str) -> tuple[int, yaml.Node] | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode) and key.value == part:
-                return value if isinstance(value, yaml.Node) else None
+                return key.start_mark.line + 1, value
         return None
     if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
         item = node.value[int(part)]
-        return item if isinstance(item, yaml.Node) else None
+        return item.start_mark.line + 1, item
     return None

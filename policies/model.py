@@ -87,9 +87,9 @@ class ModeSpec(Frozen):
             fb = (self.fallback.day_offset, self.fallback.minutes)
             sh = (self.self_heal.day_offset, self.self_heal.minutes)
             if sh <= fb:
-                raise ValueError("self_heal must come after fallback")
+                raise LocatedError(("self_heal",), "self_heal must come after fallback")
         if self.self_heal and not self.fallback:
-            raise ValueError("self_heal needs a fallback deadline before it")
+            raise LocatedError(("self_heal",), "self_heal needs a fallback deadline before it")
         return self
 
 

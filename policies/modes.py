@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from policies.clock_math import local_date_and_minutes, parse_hhmm_minutes
+from policies.clock_math import local_date_and_minutes, parse_hhmm_minutes, require_aware
 from policies.model import Mode
 
 
@@ -31,6 +31,7 @@ def explicit_mode(hints: ModeHints) -> Mode | None:
 
 
 def detect_mode(game_date: date, now: datetime, hints: ModeHints, tz: str, overnight_cutover: str) -> Mode:
+    require_aware(now)
     stated = explicit_mode(hints)
     if stated is not None:
         return stated
