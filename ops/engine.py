@@ -296,4 +296,5 @@ def _document(effect: RecordCompletion) -> dict[str, Any]:
         "counts": dict(report.counts),
         "output_table": report.output_table,
         "correlation_id": report.correlation_id,
+        "message": dict(effect.message),
     }

@@ -35,6 +35,7 @@ class RecordCompletion:
     processor: str | None
     raw_name: str
     report: Report
+    message: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from policies.model import Mode
 from policies.modes import ModeHints
@@ -18,6 +20,8 @@ class CompletionArrived:
     raw_name: str
     report: Report
     hints: ModeHints
+    # The whole message as received (unknown extra fields included), JSON-ready: it is what gets recorded.
+    original: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

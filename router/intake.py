@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -35,18 +36,19 @@ def accept(topic: str, message_id: str, data: bytes, policy: Policy) -> Accepted
     transition = policy.transition_for_topic(topic)
     if transition is None:
         return Rejected(f"topic {topic!r} is not a completion topic of any transition in the policy")
-    parsed = _parse(data)
-    if isinstance(parsed, Rejected):
-        return parsed
+    outcome = _parse(data)
+    if isinstance(outcome, Rejected):
+        return outcome
+    parsed, original = outcome
     phases = policy.transitions[transition].phases
     if parsed.phase not in phases:
         return Rejected(f"phase {parsed.phase!r} is not accepted on {topic} (expected one of {list(phases)})")
     processor = policy.names().resolve(parsed.processor_name, parsed.output_table)
     key = Key(parsed.game_date, transition)
-    return Accepted(key, _event(message_id, processor, parsed), parsed)
+    return Accepted(key, _event(message_id, processor, parsed, original), parsed)
 
 
-def _parse(data: bytes) -> CompletionMessage | Rejected:
+def _parse(data: bytes) -> tuple[CompletionMessage, dict[str, Any]] | Rejected:
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -54,7 +56,7 @@ def _parse(data: bytes) -> CompletionMessage | Rejected:
     if not isinstance(raw, dict):
         return Rejected(f"not a JSON object: got {type(raw).__name__}")
     try:
-        return CompletionMessage.model_validate(raw)
+        return CompletionMessage.model_validate(raw), raw
     except ValidationError as exc:
         return Rejected("invalid completion message: " + _describe(exc))
 
@@ -67,7 +69,9 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _event(message_id: str, processor: str | None, message: CompletionMessage) -> CompletionArrived:
+def _event(
+    message_id: str, processor: str | None, message: CompletionMessage, original: dict[str, Any]
+) -> CompletionArrived:
     report = Report(
         processor=processor or message.processor_name,
         status=message.status,
@@ -86,4 +90,5 @@ def _event(message_id: str, processor: str | None, message: CompletionMessage) -
         skip_downstream_trigger=message.skip_downstream_trigger,
         trigger_source=message.trigger_source,
     )
-    return CompletionArrived(message_id, processor, message.processor_name, report, hints)
+    # The message exactly as published (unknown fields included) is what gets recorded.
+    return CompletionArrived(message_id, processor, message.processor_name, report, hints, original)

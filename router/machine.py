@@ -136,7 +136,9 @@ def _on_completion(
         out.append(DuplicateIgnored(key, event.message_id))
         return state
     state = _adopt_explicit_mode(state, event, out)
-    out.append(RecordCompletion(key, event.message_id, event.processor, event.raw_name, event.report))
+    out.append(
+        RecordCompletion(key, event.message_id, event.processor, event.raw_name, event.report, event.original)
+    )
     state = _remember(state, event, now, policy, out)
     if state.settled:
         return state  # late input after the trigger: recorded for the audit, never a second trigger

@@ -249,3 +249,19 @@ async def test_upstream_trigger_opens_the_downstream_key_with_its_own_timers(pol
     await rig.advance(utc("2026-01-01T00:00"))
     assert rig.engine.states[downstream].phase is Phase.FAILED
     assert "manual_intervention_required" in [a["alert"] for a in rig.rows("alert")]
+
+
+async def test_recorded_completion_keeps_the_message_with_its_unknown_fields(policy: Policy) -> None:
+    rig = Rig(policy)
+    body = message(
+        "NbacGamebookProcessor",
+        "phase_2_raw",
+        "2025-12-30",
+        "2025-12-31T06:00:00Z",
+        scraper_version="4.2",
+        metadata={"games_expected": 11, "games_processed": 11, "source_file": "gs://x/y.json"},
+    )
+    await rig.engine.deliver(PHASE2_TOPIC, "m-extra", json.dumps(body).encode(), {})
+    [document] = rig.store.completions.values()
+    assert document["processor"] == "nbac_gamebook" and document["message_id"] == "m-extra"
+    assert document["message"] == body
