@@ -1,0 +1,1 @@
+"""Benchmarks: synthetic recorded logs and the replay throughput measurement (`make bench`)."""
