@@ -131,7 +131,7 @@ def _run(deliveries: list[RecordedDelivery], policy: Policy) -> tuple[ReplayResu
     gc.callbacks.append(gc_timer)
     try:
         started = time.perf_counter()
-        result = anyio.run(timed_replay)
+        result = anyio.run(timed_replay, backend_options={"use_uvloop": True})
         wall_s = time.perf_counter() - started
     finally:
         gc.callbacks.remove(gc_timer)

@@ -18,11 +18,10 @@ TIMELINE_KINDS = frozenset({"decision", "trigger", "alert", "dead_letter"})
 
 def iso_z(at: datetime) -> str:
     """`2025-12-31T06:12:10Z`, the form the recorded events use (fractions only when present)."""
-    utc = at.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    utc = at.astimezone(UTC).replace(tzinfo=None)
     if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
+        return utc.isoformat().rstrip("0") + "Z"
+    return utc.isoformat() + "Z"
 
 
 def decision_row(at: datetime, effect: EmitDecision) -> dict[str, Any]:
@@ -103,5 +102,8 @@ def phase_row(effect: TransitionEnded) -> dict[str, Any]:
     }
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
 def encode(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str).encode()
+    return _ENCODER.encode(data).encode()

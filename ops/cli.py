@@ -57,7 +57,7 @@ def _replay(args: argparse.Namespace) -> int:
     except (PolicyError, replaying.RecordingError, OSError) as exc:
         print(f"cascade replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = anyio.run(replaying.replay, deliveries, policy, args.until)
+    result = anyio.run(replaying.replay, deliveries, policy, args.until, backend_options={"use_uvloop": True})
     if not args.quiet:
         for row in result.timeline:
             print(replaying.describe(row))

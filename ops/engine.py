@@ -51,6 +51,11 @@ from router.state import DateState
 
 log = logging.getLogger("cascade.engine")
 
+# Written to the state store before the new state is committed (see the module docstring).
+DURABLE = (RecordCompletion, PinMode)
+# Leave the process: published to a topic.
+OUTBOUND = (PublishTrigger, RaiseAlert)
+
 
 class Delivery(StrEnum):
     ROUTED = "routed"
@@ -88,7 +93,8 @@ class Engine:
         self.states: dict[Key, DateState] = {}
         self._timers: list[tuple[datetime, int, Key]] = []
         self._seq = itertools.count()
-        self._locks: defaultdict[Key, anyio.Lock] = defaultdict(anyio.Lock)
+        # fast_acquire: an uncontended lock does not yield to the event loop (most keys are uncontended).
+        self._locks: defaultdict[Key, anyio.Lock] = defaultdict(lambda: anyio.Lock(fast_acquire=True))
         self._alerts = AlertGate()
         self.duplicates = 0
 
@@ -158,33 +164,42 @@ class Engine:
         policy = self._policy()
         now = self._clock.now()
         result = step(self.states.get(key), key, event, now, policy)
-        follow = [f for effect in result.effects for f in await self._durable(effect, now)]
+        follow: list[FollowUp] = []
+        for effect in result.effects:
+            if isinstance(effect, DURABLE):
+                follow.extend(await self._durable(effect, now))
         if result.state is not None:
             self.states[key] = result.state
         rows: list[AuditRow] = []
         for effect in result.effects:
-            follow.extend(await self._carry_out(effect, now, policy, rows))
+            if isinstance(effect, OUTBOUND):
+                follow.extend(await self._send(effect, now, policy, rows))
+            elif not isinstance(effect, DURABLE):
+                follow.extend(self._note(effect, now, rows))
         if rows:
             await self._audit.write(rows)
         return follow
 
-    async def _durable(self, effect: Effect, now: datetime) -> list[FollowUp]:
+    async def _durable(self, effect: RecordCompletion | PinMode, now: datetime) -> list[FollowUp]:
         if isinstance(effect, RecordCompletion):
             await self._store.record_completion(effect.key, _completion_id(effect), _document(effect), now)
-        elif isinstance(effect, PinMode):
-            pinned = await self._store.pin_mode(effect.key, effect.mode, effect.explicit, now)
-            if pinned != effect.mode:
-                return [(effect.key, ev.ModeAdopted(pinned))]
-        return []
+            return []
+        pinned = await self._store.pin_mode(effect.key, effect.mode, effect.explicit, now)
+        return [] if pinned == effect.mode else [(effect.key, ev.ModeAdopted(pinned))]
 
-    async def _carry_out(
-        self, effect: Effect, now: datetime, policy: Policy, rows: list[AuditRow]
+    async def _send(
+        self, effect: PublishTrigger | RaiseAlert, now: datetime, policy: Policy, rows: list[AuditRow]
     ) -> list[FollowUp]:
+        if isinstance(effect, RaiseAlert):
+            await self._raise(effect, now, policy, rows)
+            return []
+        return [(effect.key, await self._publish(effect, now, rows))]
+
+    def _note(self, effect: Effect, now: datetime, rows: list[AuditRow]) -> list[FollowUp]:
+        """The effects that need no I/O: audit rows, timers, follow-up events, counters."""
         match effect:
             case EmitDecision():
                 rows.append(audit_rows.decision_row(now, effect))
-            case RaiseAlert():
-                await self._raise(effect, now, policy, rows)
             case SetTimer(at=at) if at is not None:
                 heapq.heappush(self._timers, (at, next(self._seq), effect.key))
             case OpenDownstream():
@@ -193,8 +208,6 @@ class Engine:
                 rows.append(audit_rows.phase_row(effect))
             case DuplicateIgnored():
                 self.duplicates += 1
-            case PublishTrigger():
-                return [(effect.key, await self._publish(effect, now, rows))]
         return []
 
     # --- publishing: claim, publish, confirm ------------------------------------------------------------

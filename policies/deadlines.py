@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from policies.clock_math import local_instant
 from policies.model import LocalTime, ModeSpec, TransitionSpec
@@ -23,7 +24,9 @@ def deadlines_for(game_date: date, mode: ModeSpec, transition: TransitionSpec, t
     )
 
 
+@lru_cache(maxsize=4096)
 def _instant(game_date: date, when: LocalTime | None, tz: str, shift: timedelta) -> datetime | None:
+    # Asked on every step of every key (to schedule its timer); the zoneinfo arithmetic is worth caching.
     if when is None:
         return None
     return local_instant(game_date, when.day_offset, when.at, tz) + shift

@@ -44,7 +44,12 @@ def table_name(output_table: str) -> str:
 class NameIndex:
     """Resolves any published spelling to a canonical processor name."""
 
+    # Processors publish the same few names all day; remembering answers skips the regexes. Bounded, so a
+    # flood of made-up names cannot grow it without limit.
+    CACHE_LIMIT = 4096
+
     def __init__(self, canonical_to_aliases: dict[str, tuple[str, ...]]) -> None:
+        self._resolved: dict[tuple[str, str | None], str | None] = {}
         self._by_key: dict[str, str] = {}
         for canonical, aliases in canonical_to_aliases.items():
             for raw in (canonical, *aliases):
@@ -52,6 +57,15 @@ class NameIndex:
                     self._by_key.setdefault(key, canonical)
 
     def resolve(self, processor_name: str, output_table: str | None = None) -> str | None:
+        asked = (processor_name, output_table)
+        if asked in self._resolved:
+            return self._resolved[asked]
+        answer = self._resolve(processor_name, output_table)
+        if len(self._resolved) < self.CACHE_LIMIT:
+            self._resolved[asked] = answer
+        return answer
+
+    def _resolve(self, processor_name: str, output_table: str | None) -> str | None:
         for key in lookup_keys(processor_name):
             if key in self._by_key:
                 return self._by_key[key]

@@ -82,7 +82,7 @@ def _dispatch(
         case ev.ClaimHeldElsewhere():
             return on_claim_held(state, event)
         case ev.ModeAdopted():
-            return state if state.settled else replace(state, mode=event.mode)
+            return state if state.settled else state.evolve(mode=event.mode)
         case ev.ResetBreaker():
             return _on_reset(state, now, policy, out)
         case ev.ForceTrigger():
@@ -115,8 +115,8 @@ def _on_opened(
     out: list[Effect],
 ) -> DateState:
     if state is not None:
-        return state if state.correlation_id else replace(state, correlation_id=event.correlation_id)
-    return replace(_open(key, event.mode, now, policy, out), correlation_id=event.correlation_id)
+        return state if state.correlation_id else state.evolve(correlation_id=event.correlation_id)
+    return _open(key, event.mode, now, policy, out).evolve(correlation_id=event.correlation_id)
 
 
 def _on_completion(
@@ -129,9 +129,7 @@ def _on_completion(
 ) -> DateState:
     if state is None:
         mode = detect_mode(key.game_date, now, event.hints, policy.timezone, policy.overnight_cutover)
-        state = replace(
-            _open(key, mode, now, policy, out), mode_explicit=event.hints.processing_mode is not None
-        )
+        state = _open(key, mode, now, policy, out, explicit=event.hints.processing_mode is not None)
     if event.message_id in state.seen:
         out.append(DuplicateIgnored(key, event.message_id))
         return state
@@ -143,7 +141,7 @@ def _on_completion(
     if state.settled:
         return state  # late input after the trigger: recorded for the audit, never a second trigger
     if state.breaker.state is BreakerState.OPEN:
-        return replace(state, phase=Phase.BREAKER_OPEN)
+        return state.evolve(phase=Phase.BREAKER_OPEN)
     return _evaluate_and_act(state, now, policy, out, cause="event")
 
 
@@ -153,26 +151,24 @@ def _adopt_explicit_mode(state: DateState, event: ev.CompletionArrived, out: lis
         return state
     mode = Mode(stated)
     out.append(PinMode(state.key, mode, explicit=True))
-    return replace(state, mode=mode, mode_explicit=True)
+    return state.evolve(mode=mode, mode_explicit=True)
 
 
 def _remember(
     state: DateState, event: ev.CompletionArrived, now: datetime, policy: Policy, out: list[Effect]
 ) -> DateState:
-    state = replace(
-        state,
+    state = state.evolve(
         seen=state.seen | {event.message_id},
         correlation_id=state.correlation_id or event.report.correlation_id,
     )
     if event.processor is None:
         if event.raw_name not in state.unknown:
             out.append(alert(state, "unknown_processor", Severity.WARNING, _unknown_text(state, event)))
-        return replace(state, unknown=state.unknown | {event.raw_name})
+        return state.evolve(unknown=state.unknown | {event.raw_name})
     current = state.reports.get(event.processor)
     if current is not None and not event.report.supersedes(current):
         return state  # an older retry arriving late: the newer report stands
-    state = replace(
-        state,
+    state = state.evolve(
         reports={**state.reports, event.processor: event.report},
         last_input_at=max(filter(None, (state.last_input_at, event.report.timestamp))),
     )
@@ -185,7 +181,7 @@ def _count_toward_breaker(
     if status is Status.FAILED:
         return trip_breaker(state, now, policy, out, f"failed input for {state.key}")
     if state.breaker.state is not BreakerState.CLOSED:
-        return replace(state, breaker=breakers.record_success(state.breaker), phase=Phase.COLLECTING)
+        return state.evolve(breaker=breakers.record_success(state.breaker), phase=Phase.COLLECTING)
     return state
 
 
@@ -202,9 +198,9 @@ def _unknown_text(state: DateState, event: ev.CompletionArrived) -> str:
 def _on_tick(state: DateState, now: datetime, policy: Policy, out: list[Effect]) -> DateState:
     if state.settled or not policy.modes[state.mode].cascade:
         return state
-    state = replace(state, breaker=breakers.advance(state.breaker, now, policy.breaker))
+    state = state.evolve(breaker=breakers.advance(state.breaker, now, policy.breaker))
     if state.breaker.state is BreakerState.OPEN:
-        return replace(state, phase=Phase.BREAKER_OPEN)
+        return state.evolve(phase=Phase.BREAKER_OPEN)
     trial = state.breaker.state is BreakerState.HALF_OPEN
     due_at = deadlines(state, policy)
     self_heal = not state.self_heal_done and due(due_at.self_heal_at, now)
@@ -235,7 +231,7 @@ def _fallback(
     state: DateState, result: CheckResult, now: datetime, policy: Policy, out: list[Effect]
 ) -> DateState:
     mode = policy.modes[state.mode]
-    state = replace(state, fallback_done=True)
+    state = state.evolve(fallback_done=True)
     if _criticals_ok(result) and result.completeness >= mode.completeness:
         return begin_publish(state, Source.FALLBACK, True, result, now, policy, out)
     low = mode.alert_below is not None and result.completeness < mode.alert_below
@@ -247,7 +243,7 @@ def _fallback(
 def _self_heal(
     state: DateState, result: CheckResult, now: datetime, policy: Policy, out: list[Effect]
 ) -> DateState:
-    state = replace(state, fallback_done=True, self_heal_done=True)
+    state = state.evolve(fallback_done=True, self_heal_done=True)
     out.append(
         alert(
             state,
@@ -260,7 +256,7 @@ def _self_heal(
         return begin_publish(state, Source.SELF_HEAL, True, result, now, policy, out)
     text = f"{state.key} cannot proceed without its critical inputs: {_summary(result)}"
     out.append(alert(state, "manual_intervention_required", Severity.CRITICAL, text))
-    state = replace(state, phase=Phase.FAILED, last=result)
+    state = state.evolve(phase=Phase.FAILED, last=result)
     out.append(ended(state, "failed", now))
     return state
 
@@ -274,10 +270,10 @@ def _summary(result: CheckResult) -> str:
 
 
 def _on_reset(state: DateState, now: datetime, policy: Policy, out: list[Effect]) -> DateState:
-    state = replace(state, breaker=breakers.record_success(state.breaker), publish_failures=0)
+    state = state.evolve(breaker=breakers.record_success(state.breaker), publish_failures=0)
     if state.settled:
         return state
-    return _evaluate_and_act(replace(state, phase=Phase.COLLECTING), now, policy, out, cause="operator")
+    return _evaluate_and_act(state.evolve(phase=Phase.COLLECTING), now, policy, out, cause="operator")
 
 
 def _on_force(
@@ -307,7 +303,7 @@ def _evaluate(
             result, reasons=(*result.reasons, f"{state.mode.value} mode: recorded, never cascades")
         )
     out.append(EmitDecision(state.key, state.mode, result, cause))
-    return replace(state, last=result, next_check_at=_next_check(state.mode, now, policy)), result
+    return state.evolve(last=result, next_check_at=_next_check(state.mode, now, policy)), result
 
 
 def _evaluate_and_act(
@@ -315,7 +311,7 @@ def _evaluate_and_act(
 ) -> DateState:
     state, result = _evaluate(state, now, policy, out, cause)
     if not policy.modes[state.mode].cascade:
-        return replace(state, phase=Phase.RECORDING)
+        return state.evolve(phase=Phase.RECORDING)
     if result.decision.proceeds:
         degraded = result.decision is Decision.PROCEED_DEGRADED
         return begin_publish(state, Source.CASCADE, degraded, result, now, policy, out)
@@ -327,8 +323,8 @@ def _settle_non_proceeding(state: DateState, result: CheckResult, out: list[Effe
         if state.phase is not Phase.FAILED:
             text = f"{state.key}: {'; '.join(result.reasons)}"
             out.append(alert(state, "critical_input_failed", Severity.ERROR, text))
-        return replace(state, phase=Phase.FAILED)
-    return replace(state, phase=Phase.COLLECTING)
+        return state.evolve(phase=Phase.FAILED)
+    return state.evolve(phase=Phase.COLLECTING)
 
 
 def _next_check(mode: Mode, now: datetime, policy: Policy) -> datetime | None:
@@ -340,5 +336,5 @@ def _reschedule(state: DateState, policy: Policy, out: list[Effect]) -> tuple[Da
     wake = wake_at(state, policy)
     if wake != state.wake_at:
         out.append(SetTimer(state.key, wake))
-        state = replace(state, wake_at=wake)
+        state = state.evolve(wake_at=wake)
     return state, tuple(out)

@@ -59,9 +59,9 @@ class CompletionMessage(BaseModel):
 
     def numeric_metadata(self) -> dict[str, int]:
         """Integer metadata fields a processor spec may name as its output count."""
-        found = {
+        fields = {**self.metadata.__dict__, **(self.metadata.model_extra or {})}
+        return {
             key: value
-            for key, value in self.metadata.model_dump().items()
+            for key, value in fields.items()
             if isinstance(value, int) and not isinstance(value, bool)
         }
-        return found

@@ -47,7 +47,7 @@ def begin_publish(
         PublishTrigger(state.key, trigger_id, transition.publishes_to, state.mode, source, degraded, messages)
     )
     attempt = Attempt(trigger_id, source, degraded, now)
-    return replace(state, phase=Phase.PUBLISHING, attempt=attempt, retry_at=None)
+    return state.evolve(phase=Phase.PUBLISHING, attempt=attempt, retry_at=None)
 
 
 def on_published(
@@ -58,7 +58,7 @@ def on_published(
     attempt = state.attempt
     published = Published(trigger_id, attempt.source, attempt.degraded, published_at)
     phase = Phase.TRIGGERED_DEGRADED if attempt.degraded else Phase.TRIGGERED
-    state = replace(state, phase=phase, published=published, breaker=breakers.record_success(state.breaker))
+    state = state.evolve(phase=phase, published=published, breaker=breakers.record_success(state.breaker))
     out.append(ended(state, phase.value, published_at))
     _open_next(state, policy, out)
     return state
@@ -73,7 +73,7 @@ def on_already_published(
     source = state.attempt.source if state.attempt else None
     published = Published(event.trigger_id, source, degraded, event.published_at or now)
     phase = Phase.TRIGGERED_DEGRADED if degraded else Phase.TRIGGERED
-    state = replace(state, phase=phase, published=published)
+    state = state.evolve(phase=phase, published=published)
     _open_next(state, policy, out)
     return state
 
@@ -86,7 +86,7 @@ def on_publish_failed(
         return state
     failures = state.publish_failures + 1
     retry_at = now + timedelta(seconds=policy.publish_retry.delay_s(failures))
-    state = replace(state, phase=Phase.COLLECTING, publish_failures=failures, retry_at=retry_at)
+    state = state.evolve(phase=Phase.COLLECTING, publish_failures=failures, retry_at=retry_at)
     text = f"publishing {attempt.trigger_id} failed (attempt {failures}): {event.reason}"
     out.append(alert(state, "publish_failed", Severity.WARNING, text))
     return trip_breaker(state, now, policy, out, f"publish failures for {state.key}")
@@ -96,17 +96,17 @@ def on_claim_held(state: DateState, event: ev.ClaimHeldElsewhere) -> DateState:
     if state.phase is not Phase.PUBLISHING:
         return state
     # Another instance is publishing this very trigger; look again once its lease has run out.
-    return replace(state, phase=Phase.COLLECTING, retry_at=event.lease_until)
+    return state.evolve(phase=Phase.COLLECTING, retry_at=event.lease_until)
 
 
 def trip_breaker(state: DateState, now: datetime, policy: Policy, out: list[Effect], why: str) -> DateState:
     updated, opened = breakers.record_failure(state.breaker, now, policy.breaker)
-    state = replace(state, breaker=updated)
+    state = state.evolve(breaker=updated)
     if opened:
         text = f"circuit open for {state.key} after {updated.failures} failures ({why}); retries paused"
         out.append(alert(state, "circuit_open", Severity.ERROR, text))
     if updated.state is breakers.BreakerState.OPEN:
-        state = replace(state, phase=Phase.BREAKER_OPEN)
+        state = state.evolve(phase=Phase.BREAKER_OPEN)
     return state
 
 
