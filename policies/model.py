@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from policies.clock_math import parse_hhmm_minutes, zone
 from policies.names import NameIndex, lookup_keys
 
 
@@ -63,8 +64,7 @@ class LocalTime(Frozen):
 
     @property
     def minutes(self) -> int:
-        hours, minutes = self.at.split(":")
-        return int(hours) * 60 + int(minutes)
+        return parse_hhmm_minutes(self.at)
 
 
 class ModeSpec(Frozen):
@@ -228,8 +228,6 @@ class Policy(Frozen):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from policies.clock_math import zone
-
         zone(value)  # raises ValueError for an unknown zone
         return value
 
