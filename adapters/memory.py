@@ -33,7 +33,7 @@ class MemoryStateStore:
 
     def __init__(self) -> None:
         self.keys: dict[Key, _KeyDoc] = {}
-        self.completions: dict[tuple[Key, str], dict[str, Any]] = {}
+        self.documents: dict[Key, dict[str, dict[str, Any]]] = {}
         self._failures_left = 0
 
     def fail_next(self, count: int) -> None:
@@ -54,10 +54,14 @@ class MemoryStateStore:
         self, key: Key, completion_id: str, document: Mapping[str, Any], now: datetime
     ) -> bool:
         self._maybe_fail("record_completion")
-        if (key, completion_id) in self.completions:
+        recorded = self.documents.setdefault(key, {})
+        if completion_id in recorded:
             return False
-        self.completions[(key, completion_id)] = dict(document)
+        recorded[completion_id] = dict(document)
         return True
+
+    async def completions(self, key: Key) -> list[Mapping[str, Any]]:
+        return [dict(doc) for doc in self.documents.get(key, {}).values()]
 
     async def claim_trigger(
         self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float

@@ -46,6 +46,10 @@ class StateStore(Protocol):
         """Claim the right to publish `trigger_id`, or learn that it is published or held by a live lease."""
         ...
 
+    async def completions(self, key: Key) -> list[Mapping[str, Any]]:
+        """Every completion document recorded for `key` (any instance), in no particular order."""
+        ...
+
     async def mark_published(self, key: Key, trigger_id: str, instance_id: str, now: datetime) -> None: ...
 
     async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:

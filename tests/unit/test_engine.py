@@ -83,7 +83,7 @@ async def test_store_outage_propagates_and_the_redelivery_is_processed_as_new(po
         await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {})
     assert rig.engine.states.get(PHASE2) is None or "m-1" not in rig.engine.states[PHASE2].seen
     assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.ROUTED
-    assert len(rig.store.completions) == 1
+    assert len(await rig.store.completions(PHASE2)) == 1
     assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.DUPLICATE
 
 
@@ -262,6 +262,6 @@ async def test_recorded_completion_keeps_the_message_with_its_unknown_fields(pol
         metadata={"games_expected": 11, "games_processed": 11, "source_file": "gs://x/y.json"},
     )
     await rig.engine.deliver(PHASE2_TOPIC, "m-extra", json.dumps(body).encode(), {})
-    [document] = rig.store.completions.values()
+    [document] = await rig.store.completions(PHASE2)
     assert document["processor"] == "nbac_gamebook" and document["message_id"] == "m-extra"
     assert document["message"] == body
