@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from policies.model import Policy
+from tests.support.bigquery_emulator import bigquery_emulator
 from tests.support.builders import default_policy
 from tests.support.emulators import Emulator, firestore_emulator, pubsub_emulator
 
@@ -33,3 +34,9 @@ def pubsub_server() -> Iterator[Emulator]:
 def firestore_server() -> Iterator[Emulator]:
     """The official Firestore emulator on a free port (FIRESTORE_EMULATOR_HOST is `.host_port`)."""
     yield from _running(firestore_emulator())
+
+
+@pytest.fixture(scope="session")
+def bigquery_server() -> Iterator[Emulator]:
+    """bqemulator (in-memory, offline) on a free port (BIGQUERY_EMULATOR_HOST is `.host_port`)."""
+    yield from _running(bigquery_emulator())

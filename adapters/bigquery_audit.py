@@ -1,0 +1,438 @@
+"""The BigQuery audit sink: batched streaming inserts that never block routing and never lose a row.
+
+`write()` maps audit rows to table rows (`adapters.bigquery_schema`) and appends them to a bounded in-memory
+buffer; it never awaits BigQuery. `run()` (one long-lived task) sends the buffer every `flush_interval_s`, or
+sooner once `batch_rows` are waiting, with `tabledata.insertAll` and a deterministic `insertId` per row.
+Never per-row load jobs: they once exhausted the old system's load-job quota and blocked the pipeline.
+
+Where a row can be at any moment, oldest first: the spool file, then the buffer. Order is kept by always
+sending the spool before the buffer, and by only ever moving rows from the head of the buffer to the end of
+the spool:
+
+- a batch that fails transiently (connection error, timeout, 429, 5xx) is appended to the spool (JSONL,
+  fsync'd) and the flusher backs off; the next successful contact resends the spool first, in order, then
+  truncates it. A sink started on an existing spool (after a crash) resends it too.
+- when the buffer exceeds `max_buffer_rows` (a long outage), its oldest rows are spilled to the spool.
+- rows BigQuery refuses (`insertErrors` with `skipInvalidRows`, or rows we can see are unstorable before
+  sending) go to `<spool>.rejected` with the error, and the run continues. A 400/413/500 for a whole request
+  is ambiguous (bqemulator answers 500 for a row it cannot convert; BigQuery answers 400/413 for an oversized
+  request): if `tables.get` then succeeds, BigQuery is up and the request itself is the problem, so the batch
+  is bisected down to the row(s) it refuses; otherwise it is an outage and the batch is spooled.
+
+A resend after a crash between "sent" and "spool truncated" can duplicate rows; the `insertId` (and the
+`insert_id` column) make those removable. Counters (rows here are table rows, so a decision counts twice):
+`buffered`, `spool_pending` (gauges), `spooled_rows`, `sent_rows`, `rejected_rows` (totals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+from gcloud.aio.bigquery import Dataset, Table
+
+from adapters.bigquery_schema import TABLES, InvalidAuditRow, bigquery_rows, canonical_json
+from adapters.errors import TransientError
+from adapters.ports import AuditRow
+
+log = logging.getLogger("cascade.audit.bigquery")
+
+# Whole-request answers that may mean "this request is bad" rather than "BigQuery is down" (see module doc).
+_MAYBE_BAD_REQUEST = frozenset({400, 413, 500})
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    seq: int  # write order; only rows taken from the buffer have one (spooled rows: 0)
+    table: str
+    row: Mapping[str, Any]
+
+    @property
+    def insert_id(self) -> str:
+        return str(self.row["insert_id"])
+
+    def spool_line(self) -> bytes:
+        return (canonical_json({"table": self.table, "row": self.row}) + "\n").encode()
+
+
+@dataclass
+class _Outcome:
+    sent: list[_Row] = field(default_factory=list)
+    rejected: list[tuple[_Row, str]] = field(default_factory=list)
+    unsent: list[_Row] = field(default_factory=list)  # a suffix (per table) left by a transient failure
+
+    def extend(self, other: _Outcome) -> None:
+        self.sent += other.sent
+        self.rejected += other.rejected
+        self.unsent += other.unsent
+
+
+class BigQueryAuditSink:
+    """`AuditSink` on BigQuery streaming inserts, with a local spool for outages (see module doc)."""
+
+    def __init__(
+        self,
+        project: str,
+        dataset: str,
+        spool_path: Path,
+        batch_rows: int = 500,
+        flush_interval_s: float = 2.0,
+        max_buffer_rows: int = 50_000,
+        session: aiohttp.ClientSession | None = None,
+        api_root: str | None = None,
+        *,
+        request_timeout_s: int = 10,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        if batch_rows < 1 or max_buffer_rows < batch_rows:
+            raise ValueError("need 1 <= batch_rows <= max_buffer_rows")
+        self._project, self._dataset, self._api_root = project, dataset, api_root
+        self._spool_path = spool_path
+        self.rejected_path = spool_path.with_name(spool_path.name + ".rejected")
+        self._batch_rows, self._max_buffer_rows = batch_rows, max_buffer_rows
+        self._flush_interval_s, self._max_backoff_s = flush_interval_s, max_backoff_s
+        self._request_timeout_s = request_timeout_s
+        self._session, self._owns_session = session, session is None
+        self._tables: dict[str, Table] = {}
+        self._buffer: deque[_Row] = deque()
+        self._seq = 0
+        self._send_lock = asyncio.Lock()  # one sender at a time (run() and flush()), so order holds
+        self._wakeup = asyncio.Event()
+        self.spooled_rows = 0
+        self.sent_rows = 0
+        self.rejected_rows = 0
+        _end_with_newline(spool_path)  # a crash mid-append must not glue the next row onto a torn one
+        self.spool_pending = _count_lines(spool_path)  # left by a previous process: resent first
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    # -- AuditSink ------------------------------------------------------------------------------------------
+
+    async def write(self, rows: Sequence[AuditRow]) -> None:
+        """Buffer `rows` and return; never awaits BigQuery (this coroutine never suspends)."""
+        for audit_row in rows:
+            try:
+                mapped = bigquery_rows(audit_row)
+            except InvalidAuditRow as exc:
+                self._reject([(_Row(0, "-", {"audit_row": dict(audit_row)}), str(exc))])
+                continue
+            for table, row in mapped:
+                self._seq += 1
+                self._buffer.append(_Row(self._seq, table, row))
+        if len(self._buffer) > self._max_buffer_rows:
+            self._spill_oldest()
+        if len(self._buffer) >= self._batch_rows:
+            self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Send everything now (shutdown); whatever BigQuery does not take is spooled, never dropped."""
+        if not await self._send_pending(final=True):
+            log.warning(
+                "audit flush: BigQuery unavailable, %d rows kept in %s", self.spool_pending, self._spool_path
+            )
+
+    async def run(self) -> None:
+        """The background flusher; runs until cancelled (then call `flush()` and `close()`)."""
+        backoff_s = 0.0
+        while True:
+            if backoff_s:
+                await asyncio.sleep(backoff_s)  # not woken by writes: an outage must not mean a retry storm
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._flush_interval_s)
+            self._wakeup.clear()
+            if await self._send_pending(final=False):
+                backoff_s = 0.0
+            else:
+                backoff_s = min(self._max_backoff_s, max(self._flush_interval_s, backoff_s * 2))
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+        self._tables.clear()
+
+    # -- Sending --------------------------------------------------------------------------------------------
+
+    async def _send_pending(self, *, final: bool) -> bool:
+        """Spool first, then the buffer, batch by batch. False after a transient failure."""
+        async with self._send_lock:
+            ok = True
+            while ok and (self.spool_pending or self._buffer):
+                # The spool holds the oldest rows, also when write() spilled some during the last send.
+                ok = await (self._drain_spool() if self.spool_pending else self._send_buffer_head())
+            if not ok and final:
+                self._spill(len(self._buffer))
+            return ok
+
+    async def _send_buffer_head(self) -> bool:
+        batch = [self._buffer[i] for i in range(min(self._batch_rows, len(self._buffer)))]
+        outcome = await self._send(batch)
+        # While we awaited, write() may have spilled some of these rows to the spool already (buffer full);
+        # only the ones still at the head of the buffer are ours to settle. Spilled ones get resent later.
+        still_here: set[int] = set()
+        while self._buffer and self._buffer[0].seq <= batch[-1].seq:
+            still_here.add(self._buffer.popleft().seq)
+        self.sent_rows += len(outcome.sent)
+        self._reject(outcome.rejected)
+        self._append_spool([r for r in outcome.unsent if r.seq in still_here])
+        return not outcome.unsent
+
+    async def _drain_spool(self) -> bool:
+        try:
+            spool = self._spool_path.open("rb")
+        except FileNotFoundError:  # removed by hand: nothing left to resend
+            self.spool_pending = 0
+            return True
+        with spool:
+            while batch := self._read_spool_batch(spool):
+                outcome = await self._send(batch)
+                self.sent_rows += len(outcome.sent)
+                self._reject(outcome.rejected)
+                if outcome.unsent:
+                    self._rewrite_spool(outcome.unsent, spool)
+                    return False
+            # EOF and no await since the last read: nothing can have been appended; the spool is all sent.
+            self._truncate_spool()
+        return True
+
+    def _read_spool_batch(self, spool: BinaryIO) -> list[_Row]:
+        batch: list[_Row] = []
+        while len(batch) < self._batch_rows and (line := spool.readline()):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                batch.append(_Row(0, str(entry["table"]), dict(entry["row"])))
+            except (ValueError, KeyError, TypeError) as exc:  # a torn line from a crash mid-write
+                text = line.decode(errors="replace")
+                self._reject([(_Row(0, "-", {"spool_line": text}), f"unreadable spool line: {exc}")])
+        return batch
+
+    async def _send(self, batch: list[_Row]) -> _Outcome:
+        """Send `batch` table by table (order kept within each table); stop at the first transient failure."""
+        outcome = _Outcome()
+        by_table: dict[str, list[_Row]] = {}
+        for row in batch:
+            by_table.setdefault(row.table, []).append(row)
+        for table, rows in by_table.items():
+            if outcome.unsent:
+                outcome.unsent += rows
+                continue
+            outcome.extend(await self._send_rows(table, rows))
+        return outcome
+
+    async def _send_rows(self, table: str, rows: list[_Row], *, retry_stopped: bool = True) -> _Outcome:
+        try:
+            response = await self._table(table).insert(
+                [dict(r.row) for r in rows],
+                skip_invalid=True,  # valid rows go in; invalid ones come back in insertErrors
+                ignore_unknown=False,  # an unknown field is an error to see, not a value to drop
+                timeout=self._request_timeout_s,
+                insert_id_fn=lambda row: str(row["insert_id"]),
+            )
+        except Exception as exc:
+            return await self._after_failure(table, rows, exc)
+        errors: dict[int, list[Mapping[str, Any]]] = {}
+        for item in response.get("insertErrors") or []:
+            errors[int(item.get("index", -1))] = list(item.get("errors") or [])
+        outcome = _Outcome()
+        stopped: list[_Row] = []
+        for index, row in enumerate(rows):
+            row_errors = errors.get(index)
+            if not row_errors:
+                outcome.sent.append(row)
+            elif all(e.get("reason") == "stopped" for e in row_errors):
+                stopped.append(row)  # not inserted only because another row was invalid
+            else:
+                outcome.rejected.append((row, json.dumps(row_errors)))
+        if stopped and retry_stopped:
+            outcome.extend(await self._send_rows(table, stopped, retry_stopped=False))
+        elif stopped:
+            outcome.unsent += stopped
+        return outcome
+
+    async def _after_failure(self, table: str, rows: list[_Row], exc: Exception) -> _Outcome:
+        status = exc.status if isinstance(exc, aiohttp.ClientResponseError) else None
+        if status in _MAYBE_BAD_REQUEST and await self._reachable(table):
+            if len(rows) == 1:
+                return _Outcome(rejected=[(rows[0], f"HTTP {status}: {exc}")])
+            middle = len(rows) // 2
+            outcome = await self._send_rows(table, rows[:middle])
+            if outcome.unsent:
+                outcome.unsent += rows[middle:]
+            else:
+                outcome.extend(await self._send_rows(table, rows[middle:]))
+            return outcome
+        if not isinstance(exc, aiohttp.ClientError | TimeoutError):
+            log.exception("audit insert into %s failed unexpectedly; rows kept", table, exc_info=exc)
+        else:
+            log.warning("audit insert into %s failed (%s); %d rows kept", table, _describe(exc), len(rows))
+        return _Outcome(unsent=list(rows))
+
+    async def _reachable(self, table: str) -> bool:
+        """Is BigQuery answering normal requests (so a failed insert is about the rows)?"""
+        for _attempt in range(2):  # a 500 can leave a dead keep-alive connection: one fresh try
+            try:
+                await self._table(table).get(timeout=self._request_timeout_s)
+                return True
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                continue
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+        return False
+
+    def _table(self, name: str) -> Table:
+        if name not in self._tables:
+            if self._session is None:  # created lazily: aiohttp wants a running loop
+                self._session = aiohttp.ClientSession()
+            self._tables[name] = Table(
+                self._dataset,
+                name,
+                project=self._project,
+                session=_gcloud(self._session),
+                api_root=self._api_root,
+            )
+        return self._tables[name]
+
+    # -- Spool and rejects (synchronous: local, small, and never interleaved with another writer) ----------
+
+    def _spill_oldest(self) -> None:
+        # At least a batch at a time, so a long outage costs one fsync per batch, not per row.
+        self._spill(max(len(self._buffer) - self._max_buffer_rows, self._batch_rows))
+
+    def _spill(self, count: int) -> None:
+        rows = [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
+        try:
+            self._append_spool(rows)
+        except OSError:
+            log.exception("audit spool %s not writable; %d rows stay in memory", self._spool_path, len(rows))
+            self._buffer.extendleft(reversed(rows))
+
+    def _append_spool(self, rows: Iterable[_Row]) -> None:
+        data = b"".join(r.spool_line() for r in rows)
+        if not data:
+            return
+        count = data.count(b"\n")
+        _append_durably(self._spool_path, data)
+        self.spooled_rows += count
+        self.spool_pending += count
+
+    def _rewrite_spool(self, unsent: list[_Row], spool: BinaryIO) -> None:
+        """Spool := the unsent rows of the current batch + everything not read yet, atomically."""
+        tmp = self._spool_path.with_name(self._spool_path.name + ".tmp")
+        with tmp.open("wb") as out:
+            out.write(b"".join(r.spool_line() for r in unsent))
+            while chunk := spool.read(1 << 20):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self._spool_path)
+        self.spool_pending = _count_lines(self._spool_path)
+
+    def _truncate_spool(self) -> None:
+        with self._spool_path.open("wb") as spool:
+            os.fsync(spool.fileno())
+        self.spool_pending = 0
+
+    def _reject(self, rejected: list[tuple[_Row, str]]) -> None:
+        if not rejected:
+            return
+        at = datetime.now(UTC).isoformat()
+        lines = [
+            canonical_json({"rejected_at": at, "table": r.table, "row": r.row, "error": error}) + "\n"
+            for r, error in rejected
+        ]
+        log.error("audit: %d rows rejected, kept in %s: %s", len(lines), self.rejected_path, rejected[0][1])
+        self.rejected_rows += len(lines)
+        try:
+            _append_durably(self.rejected_path, "".join(lines).encode())
+        except OSError:  # never let the audit log stop routing: the log line is the last copy
+            log.exception(
+                "audit: rejected file %s not writable; rejected rows: %s", self.rejected_path, lines
+            )
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as spool:
+            return sum(1 for line in spool if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+def _end_with_newline(path: Path) -> None:
+    try:
+        with path.open("rb") as spool:
+            spool.seek(0, os.SEEK_END)
+            if spool.tell() == 0:
+                return
+            spool.seek(-1, os.SEEK_END)
+            torn = spool.read(1) != b"\n"
+    except FileNotFoundError:
+        return
+    if torn:
+        _append_durably(path, b"\n")
+
+
+def _gcloud(session: aiohttp.ClientSession) -> Any:
+    """gcloud-aio annotates `session` as `requests.Session` for type checkers; at run time it is aiohttp's."""
+    return session
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def provision_bigquery(
+    project: str,
+    dataset: str,
+    session: aiohttp.ClientSession | None = None,
+    api_root: str | None = None,
+) -> None:
+    """Create the dataset and the three audit tables if they do not exist (409 = already there)."""
+    own_session = session is None
+    client = session or aiohttp.ClientSession()
+    try:
+        datasets = Dataset(dataset, project=project, session=_gcloud(client), api_root=api_root)
+        await _unless_exists(
+            datasets.insert({"datasetReference": {"projectId": project, "datasetId": dataset}})
+        )
+        for spec in TABLES:
+            table = Table(dataset, spec.name, project=project, session=_gcloud(client), api_root=api_root)
+            await _unless_exists(table.create(spec.to_api()))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TransientError(f"provisioning BigQuery {project}.{dataset} failed: {_describe(exc)}") from exc
+    finally:
+        if own_session:
+            await client.close()
+
+
+async def _unless_exists(request: Any) -> None:
+    try:
+        await request
+    except aiohttp.ClientResponseError as exc:
+        if exc.status != 409:
+            raise
