@@ -15,6 +15,7 @@ from ops.policy_file import load_policy
 from policies.loader import PolicyError
 
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3  # a backend did not answer: worth retrying
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="write the timeline here, one JSON object per line")
     rep.add_argument("--quiet", action="store_true", help="print only the per-date summary")
     rep.set_defaults(handler=_replay)
+
+    prov = commands.add_parser(
+        "provision", help="create topics, subscriptions, dataset and tables (idempotent)"
+    )
+    prov.add_argument("--project", required=True, help="Google Cloud project (any name on the emulators)")
+    prov.add_argument("--policy", type=Path, help="policy file (default: the built-in NBA policy)")
+    prov.add_argument("--dataset", default="cascade_audit", help="BigQuery dataset for the audit tables")
+    prov.add_argument("--skip-bigquery", action="store_true", help="only Pub/Sub")
+    prov.set_defaults(handler=_provision)
 
     check = commands.add_parser("check-policy", help="validate a policy file and exit")
     check.add_argument("policy", type=Path)
@@ -71,6 +81,32 @@ def _replay(args: argparse.Namespace) -> int:
     if args.out:
         replaying.write_timeline(result.timeline, args.out)
         print(f"timeline: {args.out} ({len(result.timeline)} records)")
+    return 0
+
+
+def _provision(args: argparse.Namespace) -> int:
+    # Imported here: replay and check-policy must not pay for the Google client libraries.
+    from adapters.errors import CascadeError
+    from adapters.pubsub_admin import DEAD_LETTER_TOPIC
+    from ops.provision import Endpoints, provision_all
+
+    try:
+        policy = load_policy(args.policy)
+        endpoints = Endpoints.from_environment()
+        lines = anyio.run(
+            provision_all,
+            args.project,
+            policy,
+            args.dataset,
+            endpoints,
+            DEAD_LETTER_TOPIC,
+            not args.skip_bigquery,
+        )
+    except (PolicyError, CascadeError) as exc:
+        print(f"cascade provision: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, PolicyError) else EXIT_UNAVAILABLE
+    for line in lines:
+        print(line)
     return 0
 
 
