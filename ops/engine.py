@@ -309,5 +309,6 @@ def _document(effect: RecordCompletion) -> dict[str, Any]:
         "counts": dict(report.counts),
         "output_table": report.output_table,
         "correlation_id": report.correlation_id,
-        "message": dict(effect.message),
+        # As JSON text: a processor's JSON may hold what Firestore cannot store (arrays in arrays, huge ints).
+        "message_json": audit_rows.encode(effect.message).decode(),
     }

@@ -264,4 +264,4 @@ async def test_recorded_completion_keeps_the_message_with_its_unknown_fields(pol
     await rig.engine.deliver(PHASE2_TOPIC, "m-extra", json.dumps(body).encode(), {})
     [document] = await rig.store.completions(PHASE2)
     assert document["processor"] == "nbac_gamebook" and document["message_id"] == "m-extra"
-    assert document["message"] == body
+    assert json.loads(document["message_json"]) == body

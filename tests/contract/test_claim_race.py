@@ -1,0 +1,191 @@
+"""The trigger claim protocol end to end on the Firestore emulator: engines that share the store never
+publish twice, a failed publish leaves the key claimable, and a dead holder's claim is taken over."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from adapters.clock import VirtualClock
+from adapters.errors import TransientError
+from adapters.firestore_store import FirestoreStateStore
+from adapters.memory import MemoryAuditSink, MemoryPublisher
+from adapters.ports import Claim, StateStore
+from ops.engine import Engine, EngineConfig
+from policies.model import Policy
+from router.state import Phase
+from tests.contract.test_state_store import firestore_store
+from tests.support.builders import key, message, utc
+from tests.support.emulators import Emulator
+
+pytestmark = pytest.mark.emulator
+
+NIGHT = utc("2025-12-31T06:00")
+PHASE2_TOPIC = "nba-phase2-raw-complete"
+TRIGGER_TOPIC = "nba-phase3-trigger"
+PHASE2 = key("phase2_to_phase3", "2025-12-30")
+PHASE2_CLASSES = [
+    "OddsApiGameLinesBatchProcessor",
+    "NbacGamebookProcessor",
+    "NbacPlayerBoxscoreProcessor",
+    "BigDataBallPbpProcessor",
+    "OddsApiPropsBatchProcessor",
+]
+
+
+@pytest.fixture
+def store(firestore_server: Emulator, monkeypatch: pytest.MonkeyPatch) -> FirestoreStateStore:
+    return firestore_store(monkeypatch, firestore_server.host_port)
+
+
+class Instance:
+    """One cascade instance: its own engine, clock and audit log; the store and the topics are shared."""
+
+    def __init__(self, name: str, policy: Policy, store: StateStore, publisher: MemoryPublisher) -> None:
+        self.clock = VirtualClock(NIGHT)
+        self.engine = Engine(
+            lambda: policy, store, publisher, MemoryAuditSink(), self.clock, EngineConfig(instance_id=name)
+        )
+
+    async def deliver_phase2(self) -> None:
+        for n, name in enumerate(PHASE2_CLASSES):
+            body = message(
+                name, "phase_2_raw", "2025-12-30", "2025-12-31T06:00:00Z", output_table=f"ds.{name}"
+            )
+            # The same message ids on every instance: Pub/Sub redelivering one message to both.
+            await self.engine.deliver(PHASE2_TOPIC, f"m{n}", json.dumps(body).encode(), {})
+
+    async def advance(self, to: datetime) -> None:
+        while (due := self.engine.next_due()) is not None and due <= to:
+            self.clock.set(due)
+            await self.engine.fire_due()
+        self.clock.set(to)
+
+
+async def state_document(store: FirestoreStateStore) -> dict[str, Any]:
+    return (await store.state_ref(PHASE2).get()).to_dict() or {}
+
+
+class OverlappingClaims:
+    """The shared store, seen through a gate: no trigger is published before two claims have been answered.
+
+    That forces the race the protocol exists for: the second instance claims while the first holds the claim
+    and is still publishing. Without the gate the first instance usually finishes before the other claims.
+    """
+
+    def __init__(self, store: FirestoreStateStore) -> None:
+        self.store = store
+        self.outcomes: list[str] = []
+        self.both_claimed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def claim_trigger(self, *args: Any) -> Claim:
+        claim = await self.store.claim_trigger(*args)
+        self.outcomes.append(claim.outcome)
+        if len(self.outcomes) >= 2:
+            self.both_claimed.set()
+        return claim
+
+
+@dataclass
+class GatedPublisher(MemoryPublisher):
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def publish(
+        self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
+    ) -> str:
+        if topic == TRIGGER_TOPIC:
+            with anyio.fail_after(10):  # a deadline, so a broken protocol fails instead of hanging
+                await self.gate.wait()
+        return await super().publish(topic, data, attributes, ordering_key)
+
+
+async def test_two_engines_sharing_the_store_publish_the_trigger_exactly_once(
+    policy: Policy, store: FirestoreStateStore
+) -> None:
+    shared = OverlappingClaims(store)
+    publisher = GatedPublisher(gate=shared.both_claimed)
+    a, b = Instance("a", policy, shared, publisher), Instance("b", policy, shared, publisher)
+    await asyncio.gather(a.deliver_phase2(), b.deliver_phase2())
+    assert shared.outcomes == ["claimed", "held"]
+    for instance in (a, b):  # the loser retries when the lease runs out, and learns it is published
+        await instance.advance(NIGHT + timedelta(minutes=5))
+    [sent] = publisher.on(TRIGGER_TOPIC)
+    assert sent.attributes["trigger_id"] == PHASE2.trigger_id
+    assert (
+        a.engine.states[PHASE2].phase is Phase.TRIGGERED and b.engine.states[PHASE2].phase is Phase.TRIGGERED
+    )
+    state = await state_document(store)
+    assert state["claim_state"] == "published" and state["trigger_id"] == PHASE2.trigger_id
+    assert state["holder"] in {"a", "b"} and state["published_at"] == NIGHT
+
+
+async def test_a_failed_publish_releases_the_claim_and_the_retry_publishes(
+    policy: Policy, store: FirestoreStateStore
+) -> None:
+    publisher = MemoryPublisher()
+    a = Instance("a", policy, store, publisher)
+    publisher.fail_next(1)
+    await a.deliver_phase2()
+    assert publisher.on(TRIGGER_TOPIC) == []
+    released = await state_document(store)
+    assert released["claim_state"] is None and released["holder"] is None and released["lease_until"] is None
+    retry_at = a.engine.states[PHASE2].retry_at
+    assert retry_at is not None and retry_at > NIGHT
+    a.clock.set(retry_at)
+    assert await a.engine.fire_due() >= 1
+    [sent] = publisher.on(TRIGGER_TOPIC)
+    assert sent.attributes["trigger_id"] == PHASE2.trigger_id
+    published = await state_document(store)
+    assert published["claim_state"] == "published" and published["published_at"] == retry_at
+
+
+async def test_the_claim_of_a_dead_instance_is_taken_over_after_its_lease(
+    policy: Policy, store: FirestoreStateStore
+) -> None:
+    await store.claim_trigger(PHASE2, PHASE2.trigger_id, "dead", NIGHT, 60)
+    publisher = MemoryPublisher()
+    b = Instance("b", policy, store, publisher)
+    await b.deliver_phase2()
+    assert publisher.on(TRIGGER_TOPIC) == []
+    await b.advance(NIGHT + timedelta(seconds=60))
+    [sent] = publisher.on(TRIGGER_TOPIC)
+    assert sent.attributes["trigger_id"] == PHASE2.trigger_id
+    assert (await state_document(store))["holder"] == "b"
+
+
+async def test_two_processes_racing_on_one_key_through_firestore_transactions_never_both_claim(
+    firestore_server: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two clients, two stores, no shared lock: only Firestore's transactions decide. The emulator resolves
+    # the contention with its 2 s lock timeout; in about 1 race of 30 both attempts abort again and again,
+    # so a loser may run out of the library's 5 attempts: that answer is a TransientError, never a claim.
+    host = firestore_server.host_port
+    first = firestore_store(monkeypatch, host, timeout_s=30)
+    second = firestore_store(monkeypatch, host, collection=first.collection, timeout_s=30)
+    answers = await asyncio.gather(
+        first.claim_trigger(PHASE2, PHASE2.trigger_id, "a", NIGHT, 60),
+        second.claim_trigger(PHASE2, PHASE2.trigger_id, "b", NIGHT, 60),
+        return_exceptions=True,
+    )
+    assert all(isinstance(answer, Claim | TransientError) for answer in answers), answers
+    winners = [a.holder for a in answers if isinstance(a, Claim) and a.outcome == "claimed"]
+    assert len(winners) <= 1
+    # Asked again without contention, the two agree on one holder: the race's winner if there was one.
+    later = NIGHT + timedelta(seconds=1)
+    again = [
+        await first.claim_trigger(PHASE2, PHASE2.trigger_id, "a", later, 60),
+        await second.claim_trigger(PHASE2, PHASE2.trigger_id, "b", later, 60),
+    ]
+    assert sorted(claim.outcome for claim in again) == ["claimed", "held"]
+    holder = (await state_document(first))["holder"]
+    assert all(claim.holder == holder for claim in again) and winners in ([], [holder])
