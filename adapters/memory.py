@@ -61,7 +61,8 @@ class MemoryStateStore:
         return True
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
-        return [dict(doc) for doc in self.documents.get(key, {}).values()]
+        # Read-only views, not copies: this runs before every decision (Engine._sync), callers never mutate.
+        return list(self.documents.get(key, {}).values())
 
     async def claim_trigger(
         self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float

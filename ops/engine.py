@@ -30,6 +30,7 @@ from adapters.errors import PublishError, TransientError
 from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import AlertGate
+from ops.completion_docs import completion_id, from_document, to_document
 from policies.model import Policy
 from router import events as ev
 from router.effects import (
@@ -53,6 +54,8 @@ log = logging.getLogger("cascade.engine")
 
 # Written to the state store before the new state is committed (see the module docstring).
 DURABLE = (RecordCompletion, PinMode)
+# Events decided on shared inputs: the completions other instances recorded are merged in first.
+SYNC_BEFORE = (ev.CompletionArrived, ev.Tick, ev.ForceTrigger)
 # Leave the process: published to a topic.
 OUTBOUND = (PublishTrigger, RaiseAlert)
 
@@ -163,6 +166,31 @@ class Engine:
     async def _apply(self, key: Key, event: ev.Event) -> list[FollowUp]:
         policy = self._policy()
         now = self._clock.now()
+        follow = await self._sync(key, event, now, policy)
+        return follow + await self._step(key, event, now, policy)
+
+    async def _sync(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> list[FollowUp]:
+        """Merge what other instances recorded for `key` before deciding on it (see `ev.Synced`)."""
+        state = self.states.get(key)
+        if not isinstance(event, SYNC_BEFORE) or (state is not None and state.settled):
+            return []
+        if state is None and not isinstance(event, ev.CompletionArrived):
+            return []
+        try:
+            documents = await self._store.completions(key)
+        except TransientError:
+            if isinstance(event, ev.CompletionArrived):
+                raise  # nack: decide on this message once the store answers again
+            log.warning("could not read %s from the state store; deciding on local state", key)
+            return []
+        known = state.seen if state is not None else frozenset()
+        own = event.message_id if isinstance(event, ev.CompletionArrived) else None
+        fresh = tuple(
+            from_document(d) for d in documents if d["message_id"] not in known and d["message_id"] != own
+        )
+        return await self._step(key, ev.Synced(fresh), now, policy) if fresh else []
+
+    async def _step(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> list[FollowUp]:
         result = step(self.states.get(key), key, event, now, policy)
         follow: list[FollowUp] = []
         for effect in result.effects:
@@ -182,7 +210,7 @@ class Engine:
 
     async def _durable(self, effect: RecordCompletion | PinMode, now: datetime) -> list[FollowUp]:
         if isinstance(effect, RecordCompletion):
-            await self._store.record_completion(effect.key, _completion_id(effect), _document(effect), now)
+            await self._store.record_completion(effect.key, completion_id(effect), to_document(effect), now)
             return []
         pinned = await self._store.pin_mode(effect.key, effect.mode, effect.explicit, now)
         return [] if pinned == effect.mode else [(effect.key, ev.ModeAdopted(pinned))]
@@ -288,27 +316,3 @@ class Engine:
         # A failed dead-letter publish propagates: the message is nacked and redelivered, never lost.
         await self._publisher.publish(self._config.dead_letter_topic, data, letter_attributes)
         await self._audit.write([audit_rows.dead_letter_row(now, topic, message_id, reason)])
-
-
-def _completion_id(effect: RecordCompletion) -> str:
-    return f"{effect.processor or 'unknown'}__{effect.message_id}"
-
-
-def _document(effect: RecordCompletion) -> dict[str, Any]:
-    report = effect.report
-    return {
-        "message_id": effect.message_id,
-        "processor": effect.processor,
-        "raw_name": effect.raw_name,
-        "status": report.status.value,
-        "timestamp": report.timestamp,
-        "record_count": report.record_count,
-        "games_expected": report.games_expected,
-        "games_processed": report.games_processed,
-        "completion_pct": report.completion_pct,
-        "counts": dict(report.counts),
-        "output_table": report.output_table,
-        "correlation_id": report.correlation_id,
-        # As JSON text: a processor's JSON may hold what Firestore cannot store (arrays in arrays, huge ints).
-        "message_json": audit_rows.encode(effect.message).decode(),
-    }

@@ -25,6 +25,16 @@ class CompletionArrived:
 
 
 @dataclass(frozen=True, slots=True)
+class Synced:
+    """Completions that other instances recorded for this key, merged in before this instance decides.
+
+    Several instances pull from one subscription, so each sees only some of a key's messages; the shared
+    store holds them all. Merging records nothing, alerts nothing and evaluates nothing by itself."""
+
+    completions: tuple[CompletionArrived, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """A timer fired: re-check, deadlines, breaker cooldown, publish retry — whatever is due."""
 
@@ -85,6 +95,7 @@ class ForceTrigger:
 
 Event = (
     CompletionArrived
+    | Synced
     | Tick
     | PublishSucceeded
     | PublishFailed

@@ -17,7 +17,7 @@ from policies import breaker as breakers
 from policies.breaker import BreakerState
 from policies.decision import CheckResult, Decision, check
 from policies.model import Mode, Policy, Status
-from policies.modes import detect_mode
+from policies.modes import ModeHints, detect_mode
 from router import events as ev
 from router.effects import (
     DuplicateIgnored,
@@ -68,6 +68,8 @@ def _dispatch(
             return _on_completion(state, key, event, now, policy, out)
         case ev.OpenedByUpstream():
             return _on_opened(state, key, event, now, policy, out)
+        case ev.Synced():
+            return _on_synced(state, key, event, now, policy, out)
     if state is None:
         return None  # nothing to tick, confirm or reset for a key that never opened
     match event:
@@ -145,6 +147,19 @@ def _on_completion(
     return _evaluate_and_act(state, now, policy, out, cause="event")
 
 
+def _on_synced(
+    state: DateState | None, key: Key, event: ev.Synced, now: datetime, policy: Policy, out: list[Effect]
+) -> DateState:
+    if state is None:
+        # The instance that saw the first message pinned the mode in the store; PinMode adopts it from there.
+        mode = detect_mode(key.game_date, now, ModeHints(), policy.timezone, policy.overnight_cutover)
+        state = _open(key, mode, now, policy, out)
+    for arrived in event.completions:
+        if arrived.message_id not in state.seen:
+            state = _remember(state, arrived, now, policy, out, announce=False)
+    return state
+
+
 def _adopt_explicit_mode(state: DateState, event: ev.CompletionArrived, out: list[Effect]) -> DateState:
     stated = event.hints.processing_mode
     if stated is None or state.settled or stated == state.mode.value:
@@ -155,14 +170,19 @@ def _adopt_explicit_mode(state: DateState, event: ev.CompletionArrived, out: lis
 
 
 def _remember(
-    state: DateState, event: ev.CompletionArrived, now: datetime, policy: Policy, out: list[Effect]
+    state: DateState,
+    event: ev.CompletionArrived,
+    now: datetime,
+    policy: Policy,
+    out: list[Effect],
+    announce: bool = True,
 ) -> DateState:
     state = state.evolve(
         seen=state.seen | {event.message_id},
         correlation_id=state.correlation_id or event.report.correlation_id,
     )
     if event.processor is None:
-        if event.raw_name not in state.unknown:
+        if announce and event.raw_name not in state.unknown:
             out.append(alert(state, "unknown_processor", Severity.WARNING, _unknown_text(state, event)))
         return state.evolve(unknown=state.unknown | {event.raw_name})
     current = state.reports.get(event.processor)

@@ -189,3 +189,20 @@ async def test_two_processes_racing_on_one_key_through_firestore_transactions_ne
     assert sorted(claim.outcome for claim in again) == ["claimed", "held"]
     holder = (await state_document(first))["holder"]
     assert all(claim.holder == holder for claim in again) and winners in ([], [holder])
+
+
+async def test_instances_that_each_receive_part_of_the_messages_trigger_once(
+    store: FirestoreStateStore, policy: Policy
+) -> None:
+    publisher = MemoryPublisher()
+    first, second = Instance("a", policy, store, publisher), Instance("b", policy, store, publisher)
+    for n, name in enumerate(PHASE2_CLASSES):
+        target = first if n < 3 else second  # one subscription, two pullers: each gets some messages
+        body = message(name, "phase_2_raw", "2025-12-30", "2025-12-31T06:00:00Z", output_table=f"ds.{name}")
+        await target.engine.deliver(PHASE2_TOPIC, f"m{n}", json.dumps(body).encode(), {})
+    # Neither instance saw all five messages; the second merged what the first recorded in Firestore.
+    assert [m.attributes["trigger_id"] for m in publisher.on(TRIGGER_TOPIC)] == [PHASE2.trigger_id]
+    await first.advance(NIGHT + timedelta(minutes=15))
+    assert len(publisher.on(TRIGGER_TOPIC)) == 1
+    assert first.engine.states[PHASE2].phase is Phase.TRIGGERED
+    assert (await state_document(store))["claim_state"] == "published"

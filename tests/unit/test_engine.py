@@ -51,6 +51,7 @@ class Rig:
             EngineConfig(instance_id=instance),
         )
         self._n = 0
+        self.instance = instance
 
     async def send(
         self, topic: str, classes: list[str], phase: str, at: datetime | None = None
@@ -62,7 +63,8 @@ class Rig:
                 self.clock.set(at)
             ts = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
             body = json.dumps(message(name, phase, "2025-12-30", ts, output_table=f"ds.{name}"))
-            outcomes.append(await self.engine.deliver(topic, f"m{self._n}", body.encode(), {}))
+            message_id = f"{self.instance}-m{self._n}"
+            outcomes.append(await self.engine.deliver(topic, message_id, body.encode(), {}))
         return outcomes
 
     async def advance(self, to: datetime) -> None:
@@ -265,3 +267,36 @@ async def test_recorded_completion_keeps_the_message_with_its_unknown_fields(pol
     [document] = await rig.store.completions(PHASE2)
     assert document["processor"] == "nbac_gamebook" and document["message_id"] == "m-extra"
     assert json.loads(document["message_json"]) == body
+
+
+async def test_instances_that_each_receive_part_of_a_dates_messages_trigger_it_once(policy: Policy) -> None:
+    store = MemoryStateStore()
+    first, second = Rig(policy, store, "a"), Rig(policy, store, "b")
+    await first.send(PHASE2_TOPIC, PHASE2_CLASSES[:3], "phase_2_raw")
+    await second.send(PHASE2_TOPIC, PHASE2_CLASSES[3:], "phase_2_raw")
+    # The second instance merged the three completions the first recorded, so it saw all five and decided.
+    assert [m.attributes["trigger_id"] for m in second.publisher.on("nba-phase3-trigger")] == [
+        PHASE2.trigger_id
+    ]
+    assert first.publisher.on("nba-phase3-trigger") == []
+    merged = second.engine.states[PHASE2]
+    assert len(merged.reports) == 5 and merged.phase is Phase.TRIGGERED
+    # The first instance learns it at its next timer: the store says published, it does not publish again.
+    await first.advance(NIGHT + timedelta(minutes=15))
+    assert first.publisher.on("nba-phase3-trigger") == []
+    assert first.engine.states[PHASE2].phase is Phase.TRIGGERED
+
+
+async def test_a_store_read_failure_before_deciding_nacks_the_message(policy: Policy) -> None:
+    rig = Rig(policy)
+    original = rig.store.completions
+
+    async def unavailable(key: Key) -> list:  # type: ignore[type-arg]
+        raise TransientError("deadline exceeded")
+
+    rig.store.completions = unavailable  # type: ignore[method-assign]
+    body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-30", "2025-12-31T06:00:00Z"))
+    with pytest.raises(TransientError):
+        await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {})
+    rig.store.completions = original  # type: ignore[method-assign]
+    assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.ROUTED
