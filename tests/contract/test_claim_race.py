@@ -89,11 +89,20 @@ class OverlappingClaims:
         return getattr(self.store, name)
 
     async def claim_trigger(self, *args: Any) -> Claim:
-        claim = await self.store.claim_trigger(*args)
-        self.outcomes.append(claim.outcome)
+        try:
+            claim = await self.store.claim_trigger(*args)
+        except TransientError:
+            # Two transactions on one document: the emulator's lock timeouts can exhaust the library's
+            # retries. The engine treats that as a failed publish and retries later: it is still an answer.
+            self._answered("unavailable")
+            raise
+        self._answered(claim.outcome)
+        return claim
+
+    def _answered(self, outcome: str) -> None:
+        self.outcomes.append(outcome)
         if len(self.outcomes) >= 2:
             self.both_claimed.set()
-        return claim
 
 
 @dataclass
@@ -104,7 +113,9 @@ class GatedPublisher(MemoryPublisher):
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
         if topic == TRIGGER_TOPIC:
-            with anyio.fail_after(10):  # a deadline, so a broken protocol fails instead of hanging
+            # A deadline, so a broken protocol fails instead of hanging; generous, because contended
+            # transactions on one document wait out the emulator's 2 s lock timeout, sometimes several times.
+            with anyio.fail_after(40):
                 await self.gate.wait()
         return await super().publish(topic, data, attributes, ordering_key)
 
@@ -116,7 +127,8 @@ async def test_two_engines_sharing_the_store_publish_the_trigger_exactly_once(
     publisher = GatedPublisher(gate=shared.both_claimed)
     a, b = Instance("a", policy, shared, publisher), Instance("b", policy, shared, publisher)
     await asyncio.gather(a.deliver_phase2(), b.deliver_phase2())
-    assert shared.outcomes == ["claimed", "held"]
+    # Exactly one instance got the claim; the other was told it is held (or could not claim this time).
+    assert sorted(shared.outcomes) in (["claimed", "held"], ["claimed", "unavailable"])
     for instance in (a, b):  # the loser retries when the lease runs out, and learns it is published
         await instance.advance(NIGHT + timedelta(minutes=5))
     [sent] = publisher.on(TRIGGER_TOPIC)
