@@ -39,6 +39,9 @@ STATUS_TOPICS = ("nba-orchestration-status", "nba-slo-violation")
 # backoff the service redelivers at once and a valid message would be dead-lettered by the service after
 # `max_delivery_attempts` nacks within a second of an outage.
 RETRY_BACKOFF_S = (10, 600)
+# A valid completion is only nacked while the state store is down. 20 attempts with the backoff above span
+# about two hours of outage before Pub/Sub itself dead-letters it (5 would span five minutes).
+COMPLETION_DELIVERY_ATTEMPTS = 20
 
 
 @dataclass
@@ -140,7 +143,7 @@ async def provision(
     extra_topics: Sequence[str] = STATUS_TOPICS,
     subscription_prefix: str = "cascade-",
     ack_deadline_s: int = 10,
-    max_delivery_attempts: int = 5,
+    max_delivery_attempts: int = COMPLETION_DELIVERY_ATTEMPTS,
     retry_backoff_s: tuple[int, int] = RETRY_BACKOFF_S,
 ) -> Provisioned:
     """Create, for every transition, its completion topic and subscription `{prefix}{listens_to}` (with the
