@@ -44,6 +44,7 @@ from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 
 from adapters.errors import PermanentInputError, TransientError
 from adapters.ports import Claim
+from policies.breaker import Breaker, BreakerState, newer
 from policies.model import Mode
 from router.keys import Key
 
@@ -143,6 +144,14 @@ class FirestoreStateStore:
     async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
         await self._transact("release_claim", key, lambda doc: _release(doc, instance_id), None)
 
+    async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
+        await self._transact("share_breaker", key, lambda doc: _share(doc, breaker), now)
+
+    async def shared_breaker(self, key: Key) -> Breaker | None:
+        async with self._guard("shared_breaker", key):
+            snapshot = await self.state_ref(key).get()
+        return _breaker_of(snapshot.to_dict() or {})
+
     # --- machinery --------------------------------------------------------------------------------------
 
     async def _transact(self, operation: str, key: Key, decide: Decide[T], now: datetime | None) -> T:
@@ -236,6 +245,30 @@ def _release(doc: Fields, instance_id: str) -> tuple[Fields | None, None]:
 
 
 # --- values and errors ----------------------------------------------------------------------------------
+
+
+def _share(doc: Fields, breaker: Breaker) -> tuple[Fields | None, None]:
+    stored = _breaker_of(doc)
+    if stored is not None and newer(breaker, stored) is stored and stored != breaker:
+        return None, None  # another instance shared a more recent change: keep it
+    fields = {
+        "breaker_state": breaker.state.value,
+        "breaker_failures": breaker.failures,
+        "breaker_opened_at": breaker.opened_at,
+        "breaker_changed_at": breaker.changed_at,
+    }
+    return fields, None
+
+
+def _breaker_of(doc: Fields) -> Breaker | None:
+    if doc.get("breaker_state") is None:
+        return None
+    return Breaker(
+        state=BreakerState(doc["breaker_state"]),
+        failures=int(doc.get("breaker_failures") or 0),
+        opened_at=_plain(doc.get("breaker_opened_at")),
+        changed_at=_plain(doc.get("breaker_changed_at")),
+    )
 
 
 def _document_id(text: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from adapters.errors import PublishError, TransientError
 from adapters.ports import AuditRow, Claim
+from policies.breaker import Breaker, newer
 from policies.model import Mode
 from router.keys import Key
 
@@ -26,6 +27,7 @@ class _KeyDoc:
     holder: str | None = None
     lease_until: datetime | None = None
     published_at: datetime | None = None
+    breaker: Breaker | None = None
 
 
 class MemoryStateStore:
@@ -88,6 +90,15 @@ class MemoryStateStore:
         doc = self.keys.get(key)
         if doc is not None and doc.claim_state == "claimed" and doc.holder == instance_id:
             doc.claim_state, doc.holder, doc.lease_until = None, None, None
+
+    async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
+        self._maybe_fail("share_breaker")
+        doc = self.keys.setdefault(key, _KeyDoc())
+        doc.breaker = newer(breaker, doc.breaker) if doc.breaker is not None else breaker
+
+    async def shared_breaker(self, key: Key) -> Breaker | None:
+        doc = self.keys.get(key)
+        return doc.breaker if doc is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from policies.breaker import Breaker
 from policies.model import Mode
 from router.keys import Key
 
@@ -54,6 +55,14 @@ class StateStore(Protocol):
 
     async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
         """Give the claim back after a failed publish so the key stays retriable (by anyone)."""
+        ...
+
+    async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
+        """Store the key's breaker (last writer wins; readers keep the most recently changed one)."""
+        ...
+
+    async def shared_breaker(self, key: Key) -> Breaker | None:
+        """The breaker as last shared, or None."""
         ...
 
 

@@ -31,6 +31,7 @@ from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import AlertGate
 from ops.completion_docs import completion_id, from_document, to_document
+from policies.breaker import newer
 from policies.model import Policy
 from router import events as ev
 from router.effects import (
@@ -43,6 +44,7 @@ from router.effects import (
     RaiseAlert,
     RecordCompletion,
     SetTimer,
+    ShareBreaker,
     TransitionEnded,
 )
 from router.intake import Rejected, accept
@@ -56,8 +58,8 @@ log = logging.getLogger("cascade.engine")
 DURABLE = (RecordCompletion, PinMode)
 # Events decided on shared inputs: the completions other instances recorded are merged in first.
 SYNC_BEFORE = (ev.CompletionArrived, ev.Tick, ev.ForceTrigger)
-# Leave the process: published to a topic.
-OUTBOUND = (PublishTrigger, RaiseAlert)
+# Talk to the outside world once the new state is committed: topics, the shared breaker.
+OUTBOUND = (PublishTrigger, RaiseAlert, ShareBreaker)
 
 
 class Delivery(StrEnum):
@@ -178,6 +180,7 @@ class Engine:
             return []
         try:
             documents = await self._store.completions(key)
+            shared = await self._store.shared_breaker(key)
         except TransientError:
             if isinstance(event, ev.CompletionArrived):
                 raise  # nack: decide on this message once the store answers again
@@ -188,7 +191,10 @@ class Engine:
         fresh = tuple(
             from_document(d) for d in documents if d["message_id"] not in known and d["message_id"] != own
         )
-        return await self._step(key, ev.Synced(fresh), now, policy) if fresh else []
+        breaker_news = state is not None and newer(state.breaker, shared) is not state.breaker
+        if not fresh and not breaker_news:
+            return []
+        return await self._step(key, ev.Synced(fresh, shared), now, policy)
 
     async def _step(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> list[FollowUp]:
         result = step(self.states.get(key), key, event, now, policy)
@@ -216,10 +222,21 @@ class Engine:
         return [] if pinned == effect.mode else [(effect.key, ev.ModeAdopted(pinned))]
 
     async def _send(
-        self, effect: PublishTrigger | RaiseAlert, now: datetime, policy: Policy, rows: list[AuditRow]
+        self,
+        effect: PublishTrigger | RaiseAlert | ShareBreaker,
+        now: datetime,
+        policy: Policy,
+        rows: list[AuditRow],
     ) -> list[FollowUp]:
         if isinstance(effect, RaiseAlert):
             await self._raise(effect, now, policy, rows)
+            return []
+        if isinstance(effect, ShareBreaker):
+            try:
+                await self._store.share_breaker(effect.key, effect.breaker, now)
+            except TransientError as exc:
+                # This instance still acts on its own breaker; the others learn at the next change.
+                log.warning("could not share the breaker of %s: %s", effect.key, exc)
             return []
         return [(effect.key, await self._publish(effect, now, rows))]
 

@@ -20,6 +20,8 @@ class Breaker:
     state: BreakerState = BreakerState.CLOSED
     failures: int = 0
     opened_at: datetime | None = None
+    # When failures or state last changed: instances sharing a breaker keep the most recent one.
+    changed_at: datetime | None = None
 
     def reopens_at(self, spec: BreakerSpec) -> datetime | None:
         """When an open breaker lets one attempt through; None unless open."""
@@ -32,16 +34,28 @@ def record_failure(breaker: Breaker, now: datetime, spec: BreakerSpec) -> tuple[
     """Count a failure. Returns the new breaker and whether it just opened from closed (alert once)."""
     if breaker.state is BreakerState.HALF_OPEN:
         # The trial attempt failed: back to open for another cooldown, no new alert.
-        return replace(breaker, state=BreakerState.OPEN, failures=breaker.failures + 1, opened_at=now), False
+        reopened = replace(breaker, state=BreakerState.OPEN, failures=breaker.failures + 1, opened_at=now)
+        return replace(reopened, changed_at=now), False
     failures = breaker.failures + 1
     if breaker.state is BreakerState.CLOSED and failures >= spec.failure_threshold:
-        return Breaker(state=BreakerState.OPEN, failures=failures, opened_at=now), True
-    return replace(breaker, failures=failures), False
+        return Breaker(state=BreakerState.OPEN, failures=failures, opened_at=now, changed_at=now), True
+    return replace(breaker, failures=failures, changed_at=now), False
 
 
-def record_success(breaker: Breaker) -> Breaker:
+def record_success(breaker: Breaker, now: datetime) -> Breaker:
     """Good data or a confirmed publish closes the breaker and forgets the failures."""
-    return Breaker()
+    if breaker.state is BreakerState.CLOSED and breaker.failures == 0:
+        return breaker  # nothing to forget: keep it unchanged, so nothing needs to be shared
+    return Breaker(changed_at=now)
+
+
+def newer(local: Breaker, shared: Breaker | None) -> Breaker:
+    """The breaker to use when another instance shared `shared`: the most recently changed one wins."""
+    if shared is None or shared.changed_at is None:
+        return local
+    if local.changed_at is None or shared.changed_at > local.changed_at:
+        return shared
+    return local
 
 
 def advance(breaker: Breaker, now: datetime, spec: BreakerSpec) -> Breaker:

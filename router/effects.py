@@ -8,6 +8,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from policies.breaker import Breaker
 from policies.decision import CheckResult
 from policies.model import Mode
 from policies.reports import Report
@@ -116,6 +117,14 @@ class TransitionEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareBreaker:
+    """The breaker changed: store it where the other instances read it (best effort, written rarely)."""
+
+    key: Key
+    breaker: Breaker
+
+
+@dataclass(frozen=True, slots=True)
 class DuplicateIgnored:
     key: Key
     message_id: str
@@ -130,5 +139,6 @@ Effect = (
     | SetTimer
     | OpenDownstream
     | TransitionEnded
+    | ShareBreaker
     | DuplicateIgnored
 )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from policies.breaker import Breaker
 from policies.model import Mode
 from policies.modes import ModeHints
 from policies.reports import Report
@@ -32,6 +33,8 @@ class Synced:
     store holds them all. Merging records nothing, alerts nothing and evaluates nothing by itself."""
 
     completions: tuple[CompletionArrived, ...]
+    # The breaker as another instance last shared it; the most recently changed one wins.
+    breaker: Breaker | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from policies import breaker as breakers
-from policies.breaker import BreakerState
+from policies.breaker import Breaker, BreakerState
 from policies.decision import CheckResult, Decision, check
 from policies.model import Mode, Policy, Status
 from policies.modes import ModeHints, detect_mode
@@ -27,6 +27,7 @@ from router.effects import (
     RecordCompletion,
     SetTimer,
     Severity,
+    ShareBreaker,
     Source,
 )
 from router.keys import Key
@@ -55,6 +56,9 @@ def step(state: DateState | None, key: Key, event: ev.Event, now: datetime, poli
     new_state = _dispatch(state, key, event, now, policy, out)
     if new_state is None:
         return Step(None, tuple(out))
+    before = state.breaker if state is not None else Breaker()
+    if new_state.breaker.changed_at != before.changed_at and not isinstance(event, ev.Synced):
+        out.append(ShareBreaker(key, new_state.breaker))
     return Step(*_reschedule(new_state, policy, out))
 
 
@@ -156,7 +160,14 @@ def _on_synced(
         state = _open(key, mode, now, policy, out)
     for arrived in event.completions:
         if arrived.message_id not in state.seen:
-            state = _remember(state, arrived, now, policy, out, announce=False)
+            state = _remember(state, arrived, now, policy, out, received_here=False)
+    shared = breakers.newer(state.breaker, event.breaker)
+    if shared is not state.breaker:
+        state = state.evolve(breaker=shared)
+        if shared.state is BreakerState.OPEN and not state.settled:
+            state = state.evolve(phase=Phase.BREAKER_OPEN)
+        elif state.phase is Phase.BREAKER_OPEN:
+            state = state.evolve(phase=Phase.COLLECTING)
     return state
 
 
@@ -175,14 +186,16 @@ def _remember(
     now: datetime,
     policy: Policy,
     out: list[Effect],
-    announce: bool = True,
+    received_here: bool = True,
 ) -> DateState:
+    """Take a report into the state. Alerts and breaker counts belong to the instance that received the
+    message (`received_here`); reports merged from the shared store were counted there already."""
     state = state.evolve(
         seen=state.seen | {event.message_id},
         correlation_id=state.correlation_id or event.report.correlation_id,
     )
     if event.processor is None:
-        if announce and event.raw_name not in state.unknown:
+        if received_here and event.raw_name not in state.unknown:
             out.append(alert(state, "unknown_processor", Severity.WARNING, _unknown_text(state, event)))
         return state.evolve(unknown=state.unknown | {event.raw_name})
     current = state.reports.get(event.processor)
@@ -192,6 +205,8 @@ def _remember(
         reports={**state.reports, event.processor: event.report},
         last_input_at=max(filter(None, (state.last_input_at, event.report.timestamp))),
     )
+    if not received_here:
+        return state
     return _count_toward_breaker(state, event.report.status, now, policy, out)
 
 
@@ -201,7 +216,7 @@ def _count_toward_breaker(
     if status is Status.FAILED:
         return trip_breaker(state, now, policy, out, f"failed input for {state.key}")
     if state.breaker.state is not BreakerState.CLOSED:
-        return state.evolve(breaker=breakers.record_success(state.breaker), phase=Phase.COLLECTING)
+        return state.evolve(breaker=breakers.record_success(state.breaker, now), phase=Phase.COLLECTING)
     return state
 
 
@@ -290,7 +305,7 @@ def _summary(result: CheckResult) -> str:
 
 
 def _on_reset(state: DateState, now: datetime, policy: Policy, out: list[Effect]) -> DateState:
-    state = state.evolve(breaker=breakers.record_success(state.breaker), publish_failures=0)
+    state = state.evolve(breaker=breakers.record_success(state.breaker, now), publish_failures=0)
     if state.settled:
         return state
     return _evaluate_and_act(state.evolve(phase=Phase.COLLECTING), now, policy, out, cause="operator")

@@ -58,7 +58,9 @@ def on_published(
     attempt = state.attempt
     published = Published(trigger_id, attempt.source, attempt.degraded, published_at)
     phase = Phase.TRIGGERED_DEGRADED if attempt.degraded else Phase.TRIGGERED
-    state = state.evolve(phase=phase, published=published, breaker=breakers.record_success(state.breaker))
+    state = state.evolve(
+        phase=phase, published=published, breaker=breakers.record_success(state.breaker, published_at)
+    )
     out.append(ended(state, phase.value, published_at))
     _open_next(state, policy, out)
     return state

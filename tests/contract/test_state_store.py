@@ -17,6 +17,7 @@ import pytest
 from adapters.firestore_store import FirestoreStateStore, firestore_client
 from adapters.memory import MemoryStateStore
 from adapters.ports import Claim, StateStore
+from policies.breaker import Breaker, BreakerState
 from policies.model import Mode
 from tests.support.builders import key, utc
 from tests.support.emulators import PROJECT, Emulator
@@ -203,3 +204,18 @@ async def test_concurrent_claims_by_several_instances_give_exactly_one_claimed(s
         for claim in claims
         if claim != winner
     )
+
+
+async def test_a_shared_breaker_reads_back_and_an_older_change_never_overwrites_a_newer_one(
+    store: StateStore,
+) -> None:
+    assert await store.shared_breaker(KEY) is None
+    opened = Breaker(BreakerState.OPEN, 5, NOW, changed_at=NOW)
+    await store.share_breaker(KEY, opened, NOW)
+    assert await store.shared_breaker(KEY) == opened
+    stale = Breaker(BreakerState.CLOSED, 2, None, changed_at=NOW - timedelta(minutes=1))
+    await store.share_breaker(KEY, stale, NOW)
+    assert await store.shared_breaker(KEY) == opened
+    healed = Breaker(changed_at=NOW + timedelta(minutes=1))
+    await store.share_breaker(KEY, healed, NOW + timedelta(minutes=1))
+    assert await store.shared_breaker(KEY) == healed

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from policies.alert_limit import AlertWindow, Summary, admit, flush, next_flush_at
-from policies.breaker import Breaker, BreakerState, advance, record_failure, record_success
+from policies.breaker import Breaker, BreakerState, advance, newer, record_failure, record_success
 from policies.deadlines import Deadlines, deadlines_for
 from policies.model import AlertLimitSpec, BreakerSpec, LocalTime, Mode, ModeSpec, Policy
 
@@ -79,9 +79,10 @@ def test_a_failure_in_half_open_reopens_without_a_second_opened_signal() -> None
 def test_a_success_closes_the_breaker_and_forgets_failures(failures_before: int) -> None:
     breaker, _ = _fail(Breaker(), failures_before)
 
-    closed = record_success(breaker)
+    healed_at = T0 + timedelta(hours=3)
+    closed = record_success(breaker, healed_at)
 
-    assert closed == Breaker(state=BreakerState.CLOSED, failures=0, opened_at=None)
+    assert closed == Breaker(state=BreakerState.CLOSED, failures=0, opened_at=None, changed_at=healed_at)
     assert closed.reopens_at(BREAKER) is None
 
 
@@ -89,7 +90,7 @@ def test_a_success_in_half_open_closes_and_the_next_run_of_failures_opens_again(
     breaker, _ = _fail(Breaker(), 5)
     half_open = advance(breaker, T0 + timedelta(hours=1), BREAKER)
 
-    closed = record_success(half_open)
+    closed = record_success(half_open, T0 + timedelta(hours=1, minutes=1))
     _, opened = _fail(closed, 5, start=T0 + timedelta(hours=2))
 
     assert half_open.state is BreakerState.HALF_OPEN
@@ -307,3 +308,14 @@ def test_next_flush_at_is_none_when_nothing_was_held_back() -> None:
 
     assert next_flush_at(windows, ALERTS) is None
     assert next_flush_at({}, ALERTS) is None
+
+
+def test_every_change_of_the_breaker_is_stamped_and_the_newest_shared_one_wins() -> None:
+    failed, _ = record_failure(Breaker(), T0, BREAKER)
+    assert failed.changed_at == T0
+    assert record_success(Breaker(), T0) == Breaker()  # nothing to forget, nothing changes
+
+    older, newest = failed, Breaker(BreakerState.OPEN, 5, T0, changed_at=T0 + timedelta(minutes=1))
+    assert newer(older, newest) is newest
+    assert newer(newest, older) is newest
+    assert newer(older, None) is older

@@ -300,3 +300,20 @@ async def test_a_store_read_failure_before_deciding_nacks_the_message(policy: Po
         await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {})
     rig.store.completions = original  # type: ignore[method-assign]
     assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.ROUTED
+
+
+async def test_a_breaker_opened_by_one_instance_is_adopted_by_the_other(policy: Policy) -> None:
+    store = MemoryStateStore()
+    first, second = Rig(policy, store, "a"), Rig(policy, store, "b")
+    await second.send(PHASE2_TOPIC, PHASE2_CLASSES[:1], "phase_2_raw")
+    for minute in range(policy.breaker.failure_threshold):
+        first.clock.set(NIGHT + timedelta(minutes=minute + 1))
+        ts = first.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-30", ts, status="failed"))
+        await first.engine.deliver(PHASE2_TOPIC, f"fail-{minute}", body.encode(), {})
+    assert first.engine.states[PHASE2].phase is Phase.BREAKER_OPEN
+    shared = await store.shared_breaker(PHASE2)
+    assert shared is not None and shared.state.value == "open"
+    await second.advance(NIGHT + timedelta(minutes=11))  # its re-check merges the shared state first
+    adopted = second.engine.states[PHASE2]
+    assert adopted.breaker == shared and adopted.phase is Phase.BREAKER_OPEN
