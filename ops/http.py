@@ -1,0 +1,156 @@
+"""The daemon's HTTP surface: /metrics, /healthz, /readyz, /status and two operator actions.
+
+The app only reads through the callables it is given and acts through `AdminActions`; it owns no state, so
+tests build it with fakes and the composition root with the engine.
+
+Admin actions are refused with **403 "admin disabled"** when no token is configured (rather than 404): the
+route exists, the request is understood, and no credentials would help — a 404 would send an operator
+looking for a typo, a 401 would invite retrying with a token. An empty token counts as not configured.
+Authentication is checked before anything else about the request, so an unauthenticated caller learns
+nothing (not even which transitions exist) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from adapters.errors import TransientError
+from ops.metrics import CONTENT_TYPE, Metrics
+from router.keys import Key
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_OPERATOR_CHARS = 200
+MAX_REASON_CHARS = 2000
+
+
+class AdminActions(Protocol):
+    async def reset_breaker(self, key: Key, operator: str) -> None: ...
+
+    async def force_trigger(self, key: Key, operator: str, reason: str) -> None: ...
+
+
+Probe = Callable[[], tuple[bool, dict[str, Any]]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(ValueError):
+    """A path or body value the admin routes cannot use; the message goes back to the caller."""
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def make_app(
+    metrics: Metrics,
+    status_source: Callable[[], Mapping[str, Any]],
+    health: Probe,
+    ready: Probe,
+    admin: AdminActions | None,
+    admin_token: str | None,
+    known_transitions: Callable[[], set[str]],
+) -> web.Application:
+    async def get_metrics(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    def probe(check: Probe) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            ok, body = check()
+            return web.json_response(body, status=200 if ok else 503)
+
+        return handler
+
+    async def get_status(request: web.Request) -> web.Response:
+        return web.json_response(status_source())
+
+    def guarded(action: Callable[[Key, dict[str, Any]], Awaitable[dict[str, Any]]]) -> Handler:
+        """Disabled → 403, bad credentials → 401, bad input → 400, backend unavailable → 503."""
+
+        async def handler(request: web.Request) -> web.Response:
+            if admin is None or not admin_token:
+                return _error(403, "admin disabled: no admin token is configured for this instance")
+            if not _authorized(request, admin_token):
+                headers = {"WWW-Authenticate": 'Bearer realm="cascade-admin"'}
+                return _error(401, "a valid bearer token is required", headers)
+            try:
+                key = _key(request, known_transitions())
+                body = await _json_body(request)
+                result = await action(key, body)
+            except BadRequest as exc:
+                return _error(400, str(exc))
+            except TransientError as exc:
+                return _error(503, f"not done, try again: {exc}")
+            return web.json_response(
+                {"ok": True, "game_date": key.game_date.isoformat(), "transition": key.transition, **result}
+            )
+
+        return handler
+
+    async def reset(key: Key, body: dict[str, Any]) -> dict[str, Any]:
+        assert admin is not None
+        operator = _text(body, "operator", MAX_OPERATOR_CHARS)
+        await admin.reset_breaker(key, operator)
+        return {"action": "reset_breaker", "operator": operator}
+
+    async def force(key: Key, body: dict[str, Any]) -> dict[str, Any]:
+        assert admin is not None
+        operator = _text(body, "operator", MAX_OPERATOR_CHARS)
+        reason = _text(body, "reason", MAX_REASON_CHARS)
+        await admin.force_trigger(key, operator, reason)
+        return {"action": "force_trigger", "operator": operator, "source": "manual"}
+
+    app = web.Application()
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", probe(health))
+    app.router.add_get("/readyz", probe(ready))
+    app.router.add_get("/status", get_status)
+    app.router.add_post("/admin/breakers/{transition}/{game_date}/reset", guarded(reset))
+    app.router.add_post("/admin/triggers/{transition}/{game_date}", guarded(force))
+    return app
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # Constant time, on bytes: compare_digest refuses non-ASCII str, and a caller may send anything.
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def _key(request: web.Request, transitions: set[str]) -> Key:
+    transition, text = request.match_info["transition"], request.match_info["game_date"]
+    if transition not in transitions:
+        raise BadRequest(f"unknown transition {transition!r}; known: {sorted(transitions)}")
+    # fullmatch first: date.fromisoformat also takes forms like 20251230 since Python 3.11.
+    if not _DATE.fullmatch(text):
+        raise BadRequest(f"game_date {text!r} is not YYYY-MM-DD")
+    try:
+        return Key(date.fromisoformat(text), transition)
+    except ValueError as exc:
+        raise BadRequest(f"game_date {text!r} is not a date: {exc}") from exc
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _text(body: Mapping[str, Any], field: str, max_chars: int) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{field!r} is required: a non-empty string")
+    if len(value) > max_chars:
+        raise BadRequest(f"{field!r} is longer than {max_chars} characters")
+    return value.strip()

@@ -1,0 +1,212 @@
+"""Every Prometheus metric of the daemon, owned by one class on an injected `CollectorRegistry`.
+
+The daemon builds one `Metrics` on the default registry; tests build one per test on a fresh registry.
+Label values are kept to small, bounded sets: free text (dead-letter reasons, outcomes the caller made up)
+is reduced to a fixed category here, so a bad message can never create a new time series.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Mapping
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from policies.breaker import BreakerState
+from router.keys import Key
+from router.state import DateState, Phase
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# What `Engine.deliver` reported for a message, plus "nacked" (it raised: the message will be redelivered).
+EVENT_STATUSES = frozenset({"routed", "duplicate", "dead_lettered", "nacked"})
+DEAD_LETTER_REASONS = ("not_json", "schema", "unknown_topic", "wrong_phase", "other")
+RELOAD_RESULTS = frozenset({"applied", "unchanged", "invalid", "error"})
+# Keys that still wait for something: inputs, an operator (failed), or a breaker cooldown.
+PENDING_PHASES = (Phase.COLLECTING, Phase.FAILED, Phase.BREAKER_OPEN)
+REPORTED_BREAKER_STATES = (BreakerState.OPEN, BreakerState.HALF_OPEN)
+
+# Trigger latency: a normal cascade takes well under a second; fallback and self-heal triggers come
+# hours after the last input, so the buckets reach 12 h.
+TRIGGER_LATENCY_BUCKETS_S = (
+    *(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    *(300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0),
+)
+HANDLING_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# Prefixes of the reasons `router.intake.accept` gives; tests feed real intake rejections through this.
+_REASON_PREFIXES = (
+    ("not JSON", "not_json"),
+    ("not a JSON object", "schema"),
+    ("invalid completion message", "schema"),
+    ("topic ", "unknown_topic"),
+    ("phase ", "wrong_phase"),
+)
+
+
+def dead_letter_category(reason: str) -> str:
+    """One of `DEAD_LETTER_REASONS` for an intake rejection reason."""
+    for prefix, category in _REASON_PREFIXES:
+        if reason.startswith(prefix):
+            return category
+    return "other"
+
+
+def _bounded(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else "other"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events = Counter(
+            "cascade_events_received_total",
+            "Messages delivered from a completion subscription, by outcome "
+            "(routed, duplicate, dead_lettered, nacked).",
+            ["topic", "status"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "cascade_dead_letters_total",
+            "Messages dead-lettered, by reason category.",
+            ["reason"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "cascade_decisions_total",
+            "Dependency checks evaluated.",
+            ["transition", "mode", "decision"],
+            registry=registry,
+        )
+        self.triggers = Counter(
+            "cascade_triggers_total",
+            "Triggers published (confirmed).",
+            ["transition", "source", "degraded"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "cascade_duplicates_suppressed_total",
+            "Redelivered or repeated completions that changed nothing.",
+            registry=registry,
+        )
+        self.trigger_latency = Histogram(
+            "cascade_trigger_latency_seconds",
+            "From the newest input report to the trigger being published.",
+            ["transition", "source"],
+            buckets=TRIGGER_LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.handling = Histogram(
+            "cascade_event_handling_seconds",
+            "Time to handle one delivered message (Engine.deliver), until it may be acked.",
+            buckets=HANDLING_BUCKETS_S,
+            registry=registry,
+        )
+        self.breakers = Gauge(
+            "cascade_breaker_keys",
+            "(game_date, transition) keys whose circuit breaker is open or half-open.",
+            ["transition", "state"],
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "cascade_pending_dates",
+            "(game_date, transition) keys not triggered yet, by phase (collecting, failed, breaker_open).",
+            ["transition", "phase"],
+            registry=registry,
+        )
+        self.oldest_collecting = Gauge(
+            "cascade_oldest_collecting_age_seconds",
+            "Age of the oldest key still collecting inputs (0 when none): a day that is stuck.",
+            ["transition"],
+            registry=registry,
+        )
+        self.audit_buffered = Gauge(
+            "cascade_audit_buffered_rows",
+            "Audit rows buffered in memory, waiting to be sent.",
+            registry=registry,
+        )
+        self.audit_spooled = Gauge(
+            "cascade_audit_spool_pending_rows",
+            "Audit rows in the local spool file, waiting to be resent.",
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "cascade_policy_reloads_total",
+            "Policy reload attempts, by result (applied, unchanged, invalid, error).",
+            ["result"],
+            registry=registry,
+        )
+        self.last_pull = Gauge(
+            "cascade_last_successful_pull_timestamp_seconds",
+            "Unix time of the last pull that Pub/Sub answered (with or without messages).",
+            registry=registry,
+        )
+        # Transitions ever seen by observe_engine: their series are reset to 0, never left stale.
+        self._transitions: set[str] = set()
+
+    # --- called by the daemon -------------------------------------------------------------------------
+
+    def event_received(self, topic: str, status: str) -> None:
+        self.events.labels(topic, _bounded(status, EVENT_STATUSES)).inc()
+
+    def dead_lettered(self, reason_text: str) -> None:
+        self.dead_letters.labels(dead_letter_category(reason_text)).inc()
+
+    def decision(self, transition: str, mode: str, decision: str) -> None:
+        self.decisions.labels(transition, mode, decision).inc()
+
+    def trigger_published(
+        self, transition: str, source: str, degraded: bool, latency_s: float | None
+    ) -> None:
+        """`latency_s` is None when there was no input to measure from (a forced trigger on no data)."""
+        self.triggers.labels(transition, source, "true" if degraded else "false").inc()
+        if latency_s is not None:
+            self.trigger_latency.labels(transition, source).observe(max(latency_s, 0.0))
+
+    def duplicate(self) -> None:
+        self.duplicates.inc()
+
+    def handled(self, seconds: float) -> None:
+        self.handling.observe(seconds)
+
+    def observe_engine(self, states: Mapping[Key, DateState], now: datetime) -> None:
+        """Set the gauges that describe the engine's keys (call before each scrape or on each tick).
+
+        The breaker gauge shows the state the machine last recorded: an open breaker whose cooldown has
+        passed reads open until the next tick moves it to half-open."""
+        breakers: Tally[tuple[str, BreakerState]] = Tally()
+        pending: Tally[tuple[str, Phase]] = Tally()
+        oldest: dict[str, datetime] = {}
+        for key, state in states.items():
+            self._transitions.add(key.transition)
+            breakers[key.transition, state.breaker.state] += 1
+            pending[key.transition, state.phase] += 1
+            if state.phase is Phase.COLLECTING:
+                first = oldest.get(key.transition)
+                oldest[key.transition] = state.opened_at if first is None else min(first, state.opened_at)
+        for transition in self._transitions:
+            for breaker_state in REPORTED_BREAKER_STATES:
+                count = breakers[transition, breaker_state]
+                self.breakers.labels(transition, breaker_state.value).set(count)
+            for phase in PENDING_PHASES:
+                self.pending.labels(transition, phase.value).set(pending[transition, phase])
+            opened = oldest.get(transition)
+            age = (now - opened).total_seconds() if opened is not None else 0.0
+            self.oldest_collecting.labels(transition).set(max(age, 0.0))
+
+    def observe_audit(self, buffered: int, spooled: int) -> None:
+        """`spooled`: rows in the spool file still to resend (the sink's `spool_pending`)."""
+        self.audit_buffered.set(buffered)
+        self.audit_spooled.set(spooled)
+
+    def policy_reload(self, result: str) -> None:
+        self.reloads.labels(_bounded(result, RELOAD_RESULTS)).inc()
+
+    def pulled(self, now: datetime) -> None:
+        self.last_pull.set(now.timestamp())
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

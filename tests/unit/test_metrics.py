@@ -1,0 +1,220 @@
+"""The daemon's metrics: conventional names, bounded labels, and values that parse back from the exposition."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from ops.metrics import DEAD_LETTER_REASONS, Metrics, dead_letter_category
+from policies.breaker import Breaker, BreakerState
+from policies.model import Mode, Policy
+from router.intake import Rejected, accept
+from router.keys import Key
+from router.state import DateState, Phase
+from tests.support.builders import utc
+
+NOW = utc("2025-12-31T07:00")
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())  # fresh per test: nothing leaks between tests
+
+
+def families(metrics: Metrics) -> dict[str, tuple[str, list[Sample]]]:
+    """name -> (type, samples), from the rendered text, as a scraper would read it.
+
+    Leaves out the `*_created` gauges prometheus_client adds per counter and histogram series (they are the
+    library's, not ours; `prometheus_client.disable_created_metrics()` at process start removes them)."""
+    text = metrics.render().decode()
+    parsed = text_string_to_metric_families(text)
+    return {f.name: (f.type, list(f.samples)) for f in parsed if not f.name.endswith("_created")}
+
+
+def value(metrics: Metrics, sample_name: str, **labels: str) -> float | None:
+    for _, samples in families(metrics).values():
+        for sample in samples:
+            if sample.name == sample_name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def test_every_metric_is_exposed_with_conventional_names_and_types(metrics: Metrics) -> None:
+    found = families(metrics)
+    expected_types = {
+        "cascade_events_received": "counter",
+        "cascade_dead_letters": "counter",
+        "cascade_decisions": "counter",
+        "cascade_triggers": "counter",
+        "cascade_duplicates_suppressed": "counter",
+        "cascade_policy_reloads": "counter",
+        "cascade_trigger_latency_seconds": "histogram",
+        "cascade_event_handling_seconds": "histogram",
+        "cascade_breaker_keys": "gauge",
+        "cascade_pending_dates": "gauge",
+        "cascade_oldest_collecting_age_seconds": "gauge",
+        "cascade_audit_buffered_rows": "gauge",
+        "cascade_audit_spool_pending_rows": "gauge",
+        "cascade_last_successful_pull_timestamp_seconds": "gauge",
+    }
+    assert {name: kind for name, (kind, _) in found.items()} == expected_types
+
+
+def test_counters_end_in_total_and_durations_in_seconds(metrics: Metrics) -> None:
+    metrics.event_received("t", "routed")
+    metrics.dead_lettered("not JSON: x")
+    metrics.decision("phase2_to_phase3", "overnight", "WAIT")
+    metrics.trigger_published("phase2_to_phase3", "cascade", False, 0.2)
+    metrics.duplicate()
+    metrics.policy_reload("applied")
+    metrics.handled(0.01)
+    for name, (kind, samples) in families(metrics).items():
+        assert name.startswith("cascade_")
+        if kind == "counter":
+            assert {s.name for s in samples} == {f"{name}_total"}
+        if kind == "histogram" or "latency" in name or "age" in name:
+            assert name.endswith("_seconds")
+
+
+def test_event_status_outside_the_known_outcomes_is_reported_as_other(metrics: Metrics) -> None:
+    metrics.event_received("nba-phase2-raw-complete", "routed")
+    metrics.event_received("nba-phase2-raw-complete", "routed")
+    metrics.event_received("nba-phase2-raw-complete", "something new")
+    name = "cascade_events_received_total"
+    assert value(metrics, name, topic="nba-phase2-raw-complete", status="routed") == 2
+    assert value(metrics, name, topic="nba-phase2-raw-complete", status="other") == 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "category"),
+    [
+        ("nba-phase2-raw-complete", b"{garbled", "not_json"),
+        ("nba-phase2-raw-complete", b"\xff\xfe", "not_json"),
+        ("nba-phase2-raw-complete", b"[1, 2]", "schema"),
+        ("nba-phase2-raw-complete", b'{"processor_name": "x"}', "schema"),
+        ("no-such-topic", b"{}", "unknown_topic"),
+        (
+            "nba-phase2-raw-complete",
+            json.dumps(
+                {
+                    "processor_name": "BdlGamesProcessor",
+                    "phase": "phase_9_nonsense",
+                    "game_date": "2025-12-30",
+                    "status": "success",
+                    "timestamp": "2025-12-31T06:00:00Z",
+                }
+            ).encode(),
+            "wrong_phase",
+        ),
+    ],
+)
+def test_real_intake_rejections_map_to_a_fixed_dead_letter_category(
+    policy: Policy, topic: str, body: bytes, category: str
+) -> None:
+    assert topic == "no-such-topic" or policy.transition_for_topic(topic) is not None
+    rejected = accept(topic, "m-1", body, policy)
+    assert isinstance(rejected, Rejected)
+    assert dead_letter_category(rejected.reason) == category
+
+
+def test_dead_letter_reason_text_never_becomes_a_label_value(metrics: Metrics) -> None:
+    metrics.dead_lettered("not JSON: Expecting value: line 1 column 1 (char 0)")
+    metrics.dead_lettered("the store exploded in an unforeseen way")
+    _, samples = families(metrics)["cascade_dead_letters"]
+    reasons = {s.labels["reason"] for s in samples if s.name.endswith("_total")}
+    assert reasons == {"not_json", "other"}
+    assert reasons <= set(DEAD_LETTER_REASONS)
+
+
+def test_trigger_counts_by_source_and_degraded_and_observes_latency(metrics: Metrics) -> None:
+    metrics.trigger_published("phase4_to_phase5", "fallback", True, 7200.0)
+    metrics.trigger_published("phase4_to_phase5", "manual", False, None)  # forced on no data: no latency
+    triggers = "cascade_triggers_total"
+    assert value(metrics, triggers, transition="phase4_to_phase5", source="fallback", degraded="true") == 1
+    assert value(metrics, triggers, transition="phase4_to_phase5", source="manual", degraded="false") == 1
+    latency = "cascade_trigger_latency_seconds"
+    labels = {"transition": "phase4_to_phase5", "source": "fallback"}
+    assert value(metrics, f"{latency}_count", **labels) == 1
+    assert value(metrics, f"{latency}_sum", **labels) == 7200.0
+    assert value(metrics, f"{latency}_bucket", **labels, le="3600.0") == 0
+    assert value(metrics, f"{latency}_bucket", **labels, le="7200.0") == 1
+    assert value(metrics, f"{latency}_count", transition="phase4_to_phase5", source="manual") is None
+
+
+def test_decisions_duplicates_handling_reloads_and_pulls_are_counted(metrics: Metrics) -> None:
+    metrics.decision("phase2_to_phase3", "same_day", "PROCEED_DEGRADED")
+    metrics.duplicate()
+    metrics.duplicate()
+    metrics.handled(0.003)
+    metrics.policy_reload("applied")
+    metrics.policy_reload("invalid")
+    metrics.policy_reload("exploded")
+    metrics.pulled(NOW)
+    decisions = {"transition": "phase2_to_phase3", "mode": "same_day", "decision": "PROCEED_DEGRADED"}
+    assert value(metrics, "cascade_decisions_total", **decisions) == 1
+    assert value(metrics, "cascade_duplicates_suppressed_total") == 2
+    assert value(metrics, "cascade_event_handling_seconds_count") == 1
+    assert value(metrics, "cascade_event_handling_seconds_bucket", le="0.005") == 1
+    assert value(metrics, "cascade_policy_reloads_total", result="applied") == 1
+    assert value(metrics, "cascade_policy_reloads_total", result="invalid") == 1
+    assert value(metrics, "cascade_policy_reloads_total", result="other") == 1
+    assert value(metrics, "cascade_last_successful_pull_timestamp_seconds") == NOW.timestamp()
+
+
+def test_audit_gauges_follow_the_latest_observation(metrics: Metrics) -> None:
+    metrics.observe_audit(buffered=1200, spooled=40)
+    metrics.observe_audit(buffered=3, spooled=0)
+    assert value(metrics, "cascade_audit_buffered_rows") == 3
+    assert value(metrics, "cascade_audit_spool_pending_rows") == 0
+
+
+def _state(day: int, transition: str, phase: Phase, breaker: BreakerState, hours_ago: float) -> DateState:
+    return DateState(
+        key=Key(date(2025, 12, day), transition),
+        mode=Mode.OVERNIGHT,
+        opened_at=NOW - timedelta(hours=hours_ago),
+        phase=phase,
+        breaker=Breaker(state=breaker, failures=3 if breaker is not BreakerState.CLOSED else 0),
+    )
+
+
+def test_engine_gauges_count_open_breakers_and_pending_dates_per_transition(metrics: Metrics) -> None:
+    states = [
+        _state(28, "phase2_to_phase3", Phase.TRIGGERED, BreakerState.CLOSED, 30),
+        _state(29, "phase2_to_phase3", Phase.FAILED, BreakerState.CLOSED, 20),
+        _state(30, "phase2_to_phase3", Phase.COLLECTING, BreakerState.CLOSED, 2),
+        _state(30, "phase3_to_phase4", Phase.BREAKER_OPEN, BreakerState.OPEN, 1),
+        _state(29, "phase3_to_phase4", Phase.COLLECTING, BreakerState.HALF_OPEN, 5),
+    ]
+    metrics.observe_engine({s.key: s for s in states}, NOW)
+    breakers, pending = "cascade_breaker_keys", "cascade_pending_dates"
+    assert value(metrics, breakers, transition="phase3_to_phase4", state="open") == 1
+    assert value(metrics, breakers, transition="phase3_to_phase4", state="half_open") == 1
+    assert value(metrics, breakers, transition="phase2_to_phase3", state="open") == 0
+    assert value(metrics, pending, transition="phase2_to_phase3", phase="collecting") == 1
+    assert value(metrics, pending, transition="phase2_to_phase3", phase="failed") == 1
+    assert value(metrics, pending, transition="phase3_to_phase4", phase="breaker_open") == 1
+    assert value(metrics, pending, transition="phase2_to_phase3", phase="triggered") is None
+    oldest = "cascade_oldest_collecting_age_seconds"
+    assert value(metrics, oldest, transition="phase3_to_phase4") == 5 * 3600
+
+
+def test_engine_gauges_return_to_zero_when_keys_settle_or_disappear(metrics: Metrics) -> None:
+    stuck = _state(30, "phase3_to_phase4", Phase.BREAKER_OPEN, BreakerState.OPEN, 1)
+    metrics.observe_engine({stuck.key: stuck}, NOW)
+    metrics.observe_engine({}, NOW)
+    assert value(metrics, "cascade_breaker_keys", transition="phase3_to_phase4", state="open") == 0
+    assert value(metrics, "cascade_pending_dates", transition="phase3_to_phase4", phase="breaker_open") == 0
+    assert value(metrics, "cascade_oldest_collecting_age_seconds", transition="phase3_to_phase4") == 0
+
+
+def test_each_registry_holds_its_own_metrics() -> None:
+    first, second = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
+    first.duplicate()
+    assert value(first, "cascade_duplicates_suppressed_total") == 1
+    assert value(second, "cascade_duplicates_suppressed_total") == 0
