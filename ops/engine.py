@@ -74,6 +74,9 @@ class EngineConfig:
     dead_letter_topic: str = "cascade-dead-letter"
     alert_topic: str = "nba-slo-violation"
     claim_lease_s: float = 60.0
+    # Read what other instances recorded before each decision. Off only where this engine is provably the
+    # only writer of its store (replay on a private in-memory store): then there is nothing to merge.
+    merge_shared_state: bool = True
 
 
 FollowUp = tuple[Key, ev.Event]
@@ -174,7 +177,9 @@ class Engine:
     async def _sync(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> list[FollowUp]:
         """Merge what other instances recorded for `key` before deciding on it (see `ev.Synced`)."""
         state = self.states.get(key)
-        if not isinstance(event, SYNC_BEFORE) or (state is not None and state.settled):
+        if not self._config.merge_shared_state or not isinstance(event, SYNC_BEFORE):
+            return []
+        if state is not None and state.settled:
             return []
         if state is None and not isinstance(event, ev.CompletionArrived):
             return []

@@ -112,7 +112,12 @@ async def replay(
     audit = MemoryAuditSink()
     publisher = publisher or MemoryPublisher()
     engine = Engine(
-        lambda: policy, MemoryStateStore(), publisher, audit, clock, EngineConfig(instance_id="replay")
+        lambda: policy,
+        MemoryStateStore(),
+        publisher,
+        audit,
+        clock,
+        EngineConfig(instance_id="replay", merge_shared_state=False),
     )
     outcomes: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
     with _frozen_history():
