@@ -102,6 +102,40 @@ class PubSubAdmin:
         await self._check_topic(name, path, topic)
         return False
 
+    async def missing(self, policy: Policy, subscription_prefix: str = "cascade-") -> list[str]:
+        """What `cascade run` needs and does not exist (or is attached to another topic); empty when ready."""
+        topics = {spec.publishes_to for spec in policy.transitions.values()}
+        names = sorted(topics | set(policy_topics(policy)))
+        existing = set(await self._topic_names())
+        problems = [f"topic {name}" for name in names if name not in existing]
+        for subscription, topic in completion_subscriptions(policy, subscription_prefix).items():
+            path = subscription_path(self._project, subscription)
+            try:
+                found = await self._subscriber.get_subscription(path)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                if status_of(exc) == 404:
+                    problems.append(f"subscription {subscription}")
+                    continue
+                raise _translate(f"read subscription {subscription}", exc) from exc
+            if found.get("topic") != topic_path(self._project, topic):
+                problems.append(
+                    f"subscription {subscription} (attached to {found.get('topic')}, not {topic})"
+                )
+        return problems
+
+    async def _topic_names(self) -> list[str]:
+        names: list[str] = []
+        params = {"pageSize": "1000"}
+        while True:
+            try:
+                page = await self._publisher.list_topics(f"projects/{self._project}", params)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise _translate("list topics", exc) from exc
+            names += [str(t.get("name", "")).rsplit("/", 1)[-1] for t in page.get("topics", [])]
+            if not page.get("nextPageToken"):
+                return names
+            params = {"pageSize": "1000", "pageToken": str(page["nextPageToken"])}
+
     async def _check_topic(self, name: str, path: str, topic: str) -> None:
         try:
             existing = await self._subscriber.get_subscription(path)
@@ -189,6 +223,11 @@ async def provision_pubsub(
     async with http_session(session) as http:
         admin = PubSubAdmin(project, http, api_root)
         return await provision(admin, policy, dead_letter_topic, extra_topics, subscription_prefix)
+
+
+def policy_topics(policy: Policy) -> list[str]:
+    """Every topic the policy listens to or publishes to."""
+    return [name for spec in policy.transitions.values() for name in (spec.listens_to, spec.publishes_to)]
 
 
 def completion_subscriptions(policy: Policy, subscription_prefix: str = "cascade-") -> dict[str, str]:

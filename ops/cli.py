@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="write the timeline here, one JSON object per line")
     rep.add_argument("--quiet", action="store_true", help="print only the per-date summary")
     rep.set_defaults(handler=_replay)
+
+    run = commands.add_parser("run", help="the always-on router (configured by the environment, see README)")
+    run.add_argument("--policy", type=Path, help="policy file (overrides CASCADE_POLICY_PATH)")
+    run.set_defaults(handler=_run)
 
     prov = commands.add_parser(
         "provision", help="create topics, subscriptions, dataset and tables (idempotent)"
@@ -82,6 +87,30 @@ def _replay(args: argparse.Namespace) -> int:
         replaying.write_timeline(result.timeline, args.out)
         print(f"timeline: {args.out} ({len(result.timeline)} records)")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    from adapters.errors import CascadeError, ConfigurationError
+    from ops import daemon
+    from ops.logs import configure_logging
+    from ops.settings import load_settings
+
+    environ = dict(os.environ)
+    if args.policy is not None:
+        environ["CASCADE_POLICY_PATH"] = str(args.policy)
+    try:
+        settings = load_settings(environ)
+    except CascadeError as exc:
+        print(f"cascade run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level, settings.project)
+    try:
+        return anyio.run(daemon.run, settings, backend_options={"use_uvloop": True})
+    except (PolicyError, CascadeError) as exc:
+        logging.getLogger("cascade").critical("cascade run: %s", exc)
+        return EXIT_USAGE if isinstance(exc, (PolicyError, ConfigurationError)) else EXIT_UNAVAILABLE
 
 
 def _provision(args: argparse.Namespace) -> int:

@@ -1,0 +1,269 @@
+"""`cascade run`: the composition root and lifecycle of the always-on router.
+
+Builds everything from the settings (nothing else reads the environment or creates clients), checks that
+every topic and subscription the policy names exists, then runs in ONE task group: the Pub/Sub consumers,
+the timer loop, the audit flusher, the HTTP server and the signal watcher. If any of them crashes, the
+group is cancelled and the process exits non-zero; never a half-alive process.
+
+Shutdown (SIGTERM/SIGINT, Cloud Run gives 10 s): stop pulling (in-flight messages finish or are nacked by
+the consumer), flush the audit buffer (what cannot be sent is spooled to disk), close the clients, exit 0,
+all within `shutdown_grace_s`. A second signal forces the exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import anyio
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from adapters.bigquery_audit import BigQueryAuditSink
+from adapters.clock import SystemClock
+from adapters.errors import ConfigurationError, TransientError
+from adapters.firestore_store import FirestoreStateStore, firestore_client
+from adapters.ports import AuditRow, AuditSink
+from adapters.pubsub import PubSubPublisher, PubSubSource
+from adapters.pubsub_admin import completion_subscriptions
+from adapters.source import Received
+from ops.engine import Delivery, Engine, EngineConfig
+from ops.http import make_app
+from ops.metrics import Metrics
+from ops.policy_file import load_policy
+from ops.policy_holder import PolicyHolder
+from ops.settings import Settings
+from ops.signals import watch_signals
+from ops.status import liveness, readiness, status
+from router import events as ev
+from router.keys import Key
+
+log = logging.getLogger("cascade.daemon")
+
+TICK_MAX_S = 1.0  # the timer loop wakes at least this often (liveness is measured by it)
+LIVENESS_STALL_S = 30.0
+
+
+@dataclass
+class Progress:
+    """What the health endpoints report: the loop's last tick, the last ack, whether we are stopping."""
+
+    started_at: datetime
+    last_tick_at: datetime | None = None
+    last_ack_at: datetime | None = None
+    stopping: anyio.Event = field(default_factory=anyio.Event)
+
+
+class MeteredAudit:
+    """Counts decisions, triggers and dead letters from the audit rows on their way to the sink."""
+
+    def __init__(self, inner: AuditSink, metrics: Metrics) -> None:
+        self._inner, self._metrics = inner, metrics
+
+    async def write(self, rows: Sequence[AuditRow]) -> None:
+        for row in rows:
+            kind = row["kind"]
+            if kind == "decision":
+                self._metrics.decision(row["transition"], row["mode"], row["decision"])
+            elif kind == "trigger":
+                self._metrics.trigger_published(row["transition"], row["source"], row["degraded"], None)
+            elif kind == "dead_letter":
+                self._metrics.dead_lettered(row["reason"])
+        await self._inner.write(rows)
+
+    async def flush(self) -> None:
+        await self._inner.flush()
+
+
+class Daemon:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.clock = SystemClock()
+        self.progress = Progress(started_at=self.clock.now())
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.policy = PolicyHolder(load_policy(settings.policy_path), settings.policy_path)
+        pubsub_root = _root(settings.pubsub_emulator_host, "/v1")
+        bigquery_root = _root(settings.bigquery_emulator_host, "/bigquery/v2")
+        self.publisher = PubSubPublisher(settings.project, session=session, api_root=pubsub_root)
+        self.source = PubSubSource(
+            settings.project,
+            completion_subscriptions(self.policy.current(), settings.subscription_prefix),
+            max_in_flight=settings.max_in_flight,
+            session=session,
+            api_root=pubsub_root,
+        )
+        self.audit = BigQueryAuditSink(
+            settings.project,
+            settings.bigquery_dataset,
+            settings.audit_spool_path,
+            session=session,
+            api_root=bigquery_root,
+        )
+        self.store = FirestoreStateStore(firestore_client(settings.project), settings.firestore_collection)
+        config = EngineConfig(
+            instance_id=settings.instance_id,
+            dead_letter_topic=settings.dead_letter_topic,
+            alert_topic=settings.alert_topic,
+            claim_lease_s=settings.claim_lease_s,
+        )
+        metered = MeteredAudit(self.audit, self.metrics)
+        self.engine = Engine(self.policy.current, self.store, self.publisher, metered, self.clock, config)
+
+    # --- the task group -----------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        runner = await self._start_http()
+        try:
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(watch_signals, self._reload, self._stop)
+                tasks.start_soon(self.audit.run)
+                tasks.start_soon(self._tick_loop)
+                pulling = anyio.CancelScope()  # entered by _pull; cancelled first on shutdown
+                tasks.start_soon(self._pull, pulling)
+                log.info("cascade is routing", extra={"instance_id": self.settings.instance_id})
+                await self.progress.stopping.wait()
+                pulling.cancel()
+                await self._drain()
+                tasks.cancel_scope.cancel()
+        finally:
+            await runner.cleanup()
+
+    async def _pull(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self.source.run(self._handle)
+
+    async def _handle(self, received: Received) -> None:
+        began = time.perf_counter()
+        try:
+            outcome = await self.engine.deliver(
+                received.topic, received.message_id, received.data, received.attributes
+            )
+        except TransientError:
+            self.metrics.event_received(received.topic, "nacked")
+            raise
+        self.metrics.event_received(received.topic, outcome.value)
+        if outcome is Delivery.DUPLICATE:
+            self.metrics.duplicate()
+        now = self.clock.now()
+        self.progress.last_ack_at = now
+        self.metrics.pulled(now)
+        self.metrics.handled(time.perf_counter() - began)
+
+    async def _tick_loop(self) -> None:
+        """Timers run without messages: re-checks, deadlines, breaker cooldowns, publish retries."""
+        while True:
+            try:
+                await self.engine.fire_due()
+            except TransientError as exc:
+                log.warning("timer pass interrupted, retrying on the next tick: %s", exc)
+            now = self.clock.now()
+            self.progress.last_tick_at = now
+            self.metrics.observe_engine(self.engine.states, now)
+            self.metrics.observe_audit(self.audit.buffered, self.audit.spool_pending)
+            due = self.engine.next_due()
+            wait_s = TICK_MAX_S if due is None else (due - self.clock.now()).total_seconds()
+            await anyio.sleep(min(max(wait_s, 0.0), TICK_MAX_S))
+
+    async def _drain(self) -> None:
+        """After pulling stopped: flush (or spool) the audit buffer within the grace period."""
+        with anyio.move_on_after(self.settings.shutdown_grace_s - 1.0) as scope:
+            await self.audit.flush()
+        if scope.cancelled_caught:
+            log.error("audit flush did not finish in time; unsent rows stay in the spool file")
+        log.info(
+            "cascade stopped",
+            extra={"keys": len(self.engine.states), "spooled": self.audit.spool_pending},
+        )
+
+    # --- signals ------------------------------------------------------------------------------------------
+
+    async def _reload(self) -> None:
+        result = await anyio.to_thread.run_sync(self.policy.reload)
+        self.metrics.policy_reload(
+            "applied" if result.ok and result.changes else ("unchanged" if result.ok else "invalid")
+        )
+
+    def _stop(self, signum: int) -> None:
+        log.info("stopping on signal %s", signum)
+        self.progress.stopping.set()
+
+    # --- HTTP -------------------------------------------------------------------------------------------
+
+    async def _start_http(self) -> web.AppRunner:
+        token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
+        app = make_app(
+            self.metrics,
+            self._status,
+            self._health,
+            self._ready,
+            self,
+            token,
+            lambda: set(self.policy.current().transitions),
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "0.0.0.0", self.settings.port).start()
+        return runner
+
+    def _status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        since = (now - timedelta(days=self.settings.recent_days)).date()
+        return status(self.engine.states, since, now)
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        p = self.progress
+        return liveness(self.clock.now(), p.last_tick_at, p.last_ack_at, LIVENESS_STALL_S)
+
+    def _ready(self) -> tuple[bool, dict[str, Any]]:
+        # Connectivity was verified at start; after that, "caught up" is what can go wrong.
+        return readiness(
+            self.clock.now(),
+            backends={},
+            last_pull_at=self.progress.last_ack_at or self.progress.started_at,
+            max_pull_age_s=math.inf,
+            next_due=self.engine.next_due(),
+            max_timer_lag_s=60.0,
+            stopping=self.progress.stopping.is_set(),
+        )
+
+    # --- admin actions (ops.http.AdminActions) ----------------------------------------------------------
+
+    async def reset_breaker(self, key: Key, operator: str) -> None:
+        await self.engine.submit(key, ev.ResetBreaker(operator))
+
+    async def force_trigger(self, key: Key, operator: str, reason: str) -> None:
+        await self.engine.submit(key, ev.ForceTrigger(operator, reason))
+
+
+def _root(host_port: str | None, path: str) -> str | None:
+    return f"http://{host_port}{path}" if host_port else None
+
+
+async def run(settings: Settings) -> int:
+    async with aiohttp.ClientSession() as session:
+        daemon = Daemon(settings, session)
+        await verify_topics(daemon)
+        await daemon.serve()
+    return 0
+
+
+async def verify_topics(daemon: Daemon) -> None:
+    """Every subscription the policy needs must exist, on the right topic, and every trigger topic too: the
+    old system once listened on a topic nobody published to and published into one nobody subscribed to."""
+    from adapters.pubsub_admin import PubSubAdmin
+
+    settings = daemon.settings
+    async with aiohttp.ClientSession() as session:
+        admin = PubSubAdmin(settings.project, session, _root(settings.pubsub_emulator_host, "/v1"))
+        missing = await admin.missing(daemon.policy.current(), settings.subscription_prefix)
+    if missing:
+        raise ConfigurationError(
+            "missing Pub/Sub resources (run `cascade provision`): " + ", ".join(sorted(missing))
+        )
