@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/overnight_full_cascade.jsonl
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench local-stack clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,12 @@ unit: setup
 
 bench: setup
 	$(BIN)/python -m bench.replay_throughput
+
+# docker-compose.yml without Docker: the emulators, provision, `cascade run` and `cascade publish` as processes
+# (ops/local_stack.py); prints /status, then stops everything. SPEED=60 for the compose pace.
+SPEED ?= 600
+local-stack: setup
+	$(BIN)/python -m ops.local_stack --events $(EXAMPLE) --speed $(SPEED)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

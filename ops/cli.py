@@ -13,6 +13,7 @@ import anyio
 
 from ops import replay as replaying
 from ops.policy_file import load_policy
+from ops.publish_cmd import add_publish_command
 from policies.loader import PolicyError
 
 EXIT_USAGE = 2
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     prov.add_argument("--dataset", default="cascade_audit", help="BigQuery dataset for the audit tables")
     prov.add_argument("--skip-bigquery", action="store_true", help="only Pub/Sub")
     prov.set_defaults(handler=_provision)
+
+    add_publish_command(commands)
 
     check = commands.add_parser("check-policy", help="validate a policy file and exit")
     check.add_argument("policy", type=Path)
