@@ -31,7 +31,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
 from urllib.parse import quote
 
@@ -41,9 +41,10 @@ from google.api_core import exceptions as gexc
 from google.auth.exceptions import TransportError
 from google.cloud.firestore import AsyncClient, AsyncTransaction, async_transactional
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from adapters.errors import PermanentInputError, TransientError
-from adapters.ports import Claim
+from adapters.ports import Claim, KeyRecord
 from policies.breaker import Breaker, BreakerState, newer
 from policies.model import Mode
 from router.keys import Key
@@ -143,6 +144,12 @@ class FirestoreStateStore:
 
     async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
         await self._transact("release_claim", key, lambda doc: _release(doc, instance_id), None)
+
+    async def recent(self, since: date) -> list[KeyRecord]:
+        async with self._guard("recent"):
+            query = self._dates.where(filter=FieldFilter("game_date", ">=", since.isoformat()))
+            documents = [snapshot.to_dict() or {} async for snapshot in query.stream()]
+        return [_record(doc) for doc in documents if doc.get("transition") and doc.get("game_date")]
 
     async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
         await self._transact("share_breaker", key, lambda doc: _share(doc, breaker), now)
@@ -245,6 +252,12 @@ def _release(doc: Fields, instance_id: str) -> tuple[Fields | None, None]:
 
 
 # --- values and errors ----------------------------------------------------------------------------------
+
+
+def _record(doc: Fields) -> KeyRecord:
+    key = Key(date.fromisoformat(doc["game_date"]), doc["transition"])
+    published = _plain(doc.get("published_at")) if doc.get("claim_state") == "published" else None
+    return KeyRecord(key, Mode(doc["mode"]) if doc.get("mode") else None, published)
 
 
 def _share(doc: Fields, breaker: Breaker) -> tuple[Fields | None, None]:

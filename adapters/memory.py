@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from adapters.errors import PublishError, TransientError
-from adapters.ports import AuditRow, Claim
+from adapters.ports import AuditRow, Claim, KeyRecord
 from policies.breaker import Breaker, newer
 from policies.model import Mode
 from router.keys import Key
@@ -90,6 +90,13 @@ class MemoryStateStore:
         doc = self.keys.get(key)
         if doc is not None and doc.claim_state == "claimed" and doc.holder == instance_id:
             doc.claim_state, doc.holder, doc.lease_until = None, None, None
+
+    async def recent(self, since: date) -> list[KeyRecord]:
+        return [
+            KeyRecord(key, doc.mode, doc.published_at if doc.claim_state == "published" else None)
+            for key, doc in sorted(self.keys.items())
+            if key.game_date >= since
+        ]
 
     async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
         self._maybe_fail("share_breaker")

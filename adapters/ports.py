@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from policies.breaker import Breaker
@@ -26,6 +26,15 @@ class Claim:
     lease_until: datetime | None = None
     published_at: datetime | None = None
     holder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What the store knows about one key, for rebuilding an instance's memory at start."""
+
+    key: Key
+    mode: Mode | None
+    published_at: datetime | None
 
 
 class StateStore(Protocol):
@@ -55,6 +64,10 @@ class StateStore(Protocol):
 
     async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
         """Give the claim back after a failed publish so the key stays retriable (by anyone)."""
+        ...
+
+    async def recent(self, since: date) -> list[KeyRecord]:
+        """Every key with a game date on or after `since` (its pinned mode and publish time)."""
         ...
 
     async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:

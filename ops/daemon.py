@@ -250,6 +250,9 @@ async def run(settings: Settings) -> int:
     async with aiohttp.ClientSession() as session:
         daemon = Daemon(settings, session)
         await verify_topics(daemon)
+        since = (daemon.clock.now() - timedelta(days=settings.recent_days)).date()
+        restored = await daemon.engine.rebuild(since)
+        log.info("restored %d recent keys from the state store", restored, extra={"since": since.isoformat()})
         await daemon.serve()
     return 0
 

@@ -19,7 +19,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -128,6 +128,16 @@ class Engine:
             target, item = pending.popleft()
             async with self._locks[target]:
                 pending.extend(await self._apply_all(target, item))
+
+    async def rebuild(self, since: date) -> int:
+        """Load every key the store knows with a game date from `since` (at start, before pulling), so
+        timers of dates that get no further message still fire. Returns how many keys were restored."""
+        records = await self._store.recent(since)
+        for record in records:
+            documents = await self._store.completions(record.key)
+            restored = tuple(from_document(d) for d in documents)
+            await self.submit(record.key, ev.Restored(record.mode, restored, record.published_at))
+        return len(records)
 
     async def fire_due(self) -> int:
         """Run every timer that is due now; returns how many keys were ticked."""

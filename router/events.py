@@ -38,6 +38,16 @@ class Synced:
 
 
 @dataclass(frozen=True, slots=True)
+class Restored:
+    """At start: a key as the shared store knows it (pinned mode, recorded completions, published or not),
+    so a restarted instance re-arms its timers without waiting for the next message."""
+
+    mode: Mode | None
+    completions: tuple[CompletionArrived, ...]
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """A timer fired: re-check, deadlines, breaker cooldown, publish retry — whatever is due."""
 
@@ -99,6 +109,7 @@ class ForceTrigger:
 Event = (
     CompletionArrived
     | Synced
+    | Restored
     | Tick
     | PublishSucceeded
     | PublishFailed

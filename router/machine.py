@@ -41,7 +41,7 @@ from router.outcomes import (
     on_published,
     trip_breaker,
 )
-from router.state import DateState, Phase
+from router.state import DateState, Phase, Published
 from router.timers import deadlines, due, wake_at
 
 
@@ -74,6 +74,8 @@ def _dispatch(
             return _on_opened(state, key, event, now, policy, out)
         case ev.Synced():
             return _on_synced(state, key, event, now, policy, out)
+        case ev.Restored():
+            return _on_restored(state, key, event, now, policy, out)
     if state is None:
         return None  # nothing to tick, confirm or reset for a key that never opened
     match event:
@@ -168,6 +170,19 @@ def _on_synced(
             state = state.evolve(phase=Phase.BREAKER_OPEN)
         elif state.phase is Phase.BREAKER_OPEN:
             state = state.evolve(phase=Phase.COLLECTING)
+    return state
+
+
+def _on_restored(
+    state: DateState | None, key: Key, event: ev.Restored, now: datetime, policy: Policy, out: list[Effect]
+) -> DateState:
+    if state is None and event.mode is not None:
+        state = _open(key, event.mode, now, policy, out)
+    state = _on_synced(state, key, ev.Synced(event.completions), now, policy, out)
+    if event.published_at is not None and not state.settled:
+        # Published by an earlier run (source and degradation are in the audit log, not in the store).
+        published = Published(key.trigger_id, None, False, event.published_at)
+        state = state.evolve(phase=Phase.TRIGGERED, published=published)
     return state
 
 

@@ -219,3 +219,17 @@ async def test_a_shared_breaker_reads_back_and_an_older_change_never_overwrites_
     healed = Breaker(changed_at=NOW + timedelta(minutes=1))
     await store.share_breaker(KEY, healed, NOW + timedelta(minutes=1))
     assert await store.shared_breaker(KEY) == healed
+
+
+async def test_recent_lists_the_keys_from_a_date_with_mode_and_publish_time(store: StateStore) -> None:
+    older = key("phase2_to_phase3", "2025-12-28")
+    await store.pin_mode(older, Mode.BACKFILL, False, NOW)
+    await store.pin_mode(KEY, Mode.OVERNIGHT, False, NOW)
+    await store.claim_trigger(KEY, TRIGGER, "a", NOW, LEASE_S)
+    await store.mark_published(KEY, TRIGGER, "a", NOW)
+    downstream = key("phase3_to_phase4", KEY.game_date.isoformat())
+    await store.pin_mode(downstream, Mode.OVERNIGHT, False, NOW)
+    records = {r.key: r for r in await store.recent(KEY.game_date)}
+    assert set(records) == {KEY, downstream}
+    assert records[KEY].mode is Mode.OVERNIGHT and records[KEY].published_at == NOW
+    assert records[downstream].published_at is None

@@ -317,3 +317,21 @@ async def test_a_breaker_opened_by_one_instance_is_adopted_by_the_other(policy: 
     await second.advance(NIGHT + timedelta(minutes=11))  # its re-check merges the shared state first
     adopted = second.engine.states[PHASE2]
     assert adopted.breaker == shared and adopted.phase is Phase.BREAKER_OPEN
+
+
+async def test_a_restarted_instance_rebuilds_recent_keys_and_re_arms_their_timers(policy: Policy) -> None:
+    store = MemoryStateStore()
+    before = Rig(policy, store, "old")
+    await before.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    await before.send(PHASE3_TOPIC, PHASE3_CLASSES[:2], "phase_3_analytics")
+    after = Rig(policy, store, "new")  # the old process is gone, its memory with it
+    assert await after.engine.rebuild(PHASE2.game_date) == 2
+    downstream = Key(PHASE2.game_date, "phase3_to_phase4")
+    assert after.engine.states[PHASE2].phase is Phase.TRIGGERED
+    restored = after.engine.states[downstream]
+    assert restored.mode is Mode.OVERNIGHT and len(restored.reports) == 2
+    assert restored.wake_at is not None  # its deadlines fire even if no phase-3 message ever comes again
+    await after.advance(utc("2026-01-01T00:00"))
+    assert "manual_intervention_required" in [a["alert"] for a in after.rows("alert")]
+    assert after.publisher.on("nba-phase3-trigger") == []  # the published trigger is not sent again
+    assert await after.engine.rebuild(PHASE2.game_date + timedelta(days=1)) == 0
