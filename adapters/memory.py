@@ -19,6 +19,20 @@ from policies.model import Mode
 from router.keys import Key
 
 
+class SimulatedOutage:
+    """`fail_next(n)`: the next n calls that check `_outage(...)` raise, as an outage of the backend would."""
+
+    _failures_left: int = 0
+
+    def fail_next(self, count: int) -> None:
+        self._failures_left = count
+
+    def _outage(self, error: type[Exception], message: str) -> None:
+        if self._failures_left > 0:
+            self._failures_left -= 1
+            raise error(f"{message} (simulated outage)")
+
+
 @dataclass
 class _KeyDoc:
     mode: Mode | None = None
@@ -30,21 +44,15 @@ class _KeyDoc:
     breaker: Breaker | None = None
 
 
-class MemoryStateStore:
+class MemoryStateStore(SimulatedOutage):
     """`fail_next(n)` makes the next n writes raise `TransientError`, as a store outage would."""
 
     def __init__(self) -> None:
         self.keys: dict[Key, _KeyDoc] = {}
         self.documents: dict[Key, dict[str, dict[str, Any]]] = {}
-        self._failures_left = 0
-
-    def fail_next(self, count: int) -> None:
-        self._failures_left = count
 
     def _maybe_fail(self, operation: str) -> None:
-        if self._failures_left > 0:
-            self._failures_left -= 1
-            raise TransientError(f"state store unavailable during {operation} (simulated outage)")
+        self._outage(TransientError, f"state store unavailable during {operation}")
 
     async def pin_mode(self, key: Key, mode: Mode, explicit: bool, now: datetime) -> Mode:
         doc = self.keys.setdefault(key, _KeyDoc())
@@ -118,22 +126,17 @@ class PublishedMessage:
 
 
 @dataclass
-class MemoryPublisher:
+class MemoryPublisher(SimulatedOutage):
     """Records every message by topic. `fail_next(n)` makes the next n publishes fail, as an outage would."""
 
     messages: list[PublishedMessage] = field(default_factory=list)
     _failures_left: int = 0
     _counter: int = 0
 
-    def fail_next(self, count: int) -> None:
-        self._failures_left = count
-
     async def publish(
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
-        if self._failures_left > 0:
-            self._failures_left -= 1
-            raise PublishError(f"publish to {topic} failed (simulated outage)")
+        self._outage(PublishError, f"publish to {topic} failed")
         self._counter += 1
         message_id = f"mem-{self._counter}"
         self.messages.append(PublishedMessage(topic, data, dict(attributes), ordering_key, message_id))

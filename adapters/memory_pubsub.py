@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import anyio
 
 from adapters.errors import ConfigurationError, PublishError
-from adapters.memory import PublishedMessage
+from adapters.memory import PublishedMessage, SimulatedOutage
 from adapters.source import EventSource, Handler, Received, settle
 
 
@@ -45,7 +45,7 @@ class _Subscription:
     outstanding: dict[int, _Delivery] = field(default_factory=dict)
 
 
-class MemoryBroker:
+class MemoryBroker(SimulatedOutage):
     """Topics, subscriptions, a `Publisher`, and `source()` for an `EventSource` over some subscriptions.
 
     `fail_next(n)` makes the next n publishes fail, as an outage would (like `MemoryPublisher`).
@@ -106,15 +106,10 @@ class MemoryBroker:
 
     # --- Publisher --------------------------------------------------------------------------------------
 
-    def fail_next(self, count: int) -> None:
-        self._failures_left = count
-
     async def publish(
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
-        if self._failures_left > 0:
-            self._failures_left -= 1
-            raise PublishError(f"publish to {topic} failed (simulated outage)")
+        self._outage(PublishError, f"publish to {topic} failed")
         if topic not in self._topics:
             raise PublishError(f"publish to {topic} failed: topic not found")
         message = PublishedMessage(topic, data, dict(attributes), ordering_key or None, str(next(self._ids)))

@@ -22,22 +22,14 @@ from ops.engine import Engine, EngineConfig
 from policies.model import Policy
 from router.state import Phase
 from tests.contract.test_state_store import firestore_store
-from tests.support.builders import key, message, utc
+from tests.support.builders import PHASE2_CLASSES, PHASE2_TOPIC, key, message, utc
 from tests.support.emulators import Emulator
 
 pytestmark = pytest.mark.emulator
 
 NIGHT = utc("2025-12-31T06:00")
-PHASE2_TOPIC = "nba-phase2-raw-complete"
 TRIGGER_TOPIC = "nba-phase3-trigger"
 PHASE2 = key("phase2_to_phase3", "2025-12-30")
-PHASE2_CLASSES = [
-    "OddsApiGameLinesBatchProcessor",
-    "NbacGamebookProcessor",
-    "NbacPlayerBoxscoreProcessor",
-    "BigDataBallPbpProcessor",
-    "OddsApiPropsBatchProcessor",
-]
 
 
 @pytest.fixture

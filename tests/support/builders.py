@@ -65,3 +65,22 @@ def message(processor_name: str, phase: str, game_date: str, timestamp: str, **f
         "record_count": fields.pop("record_count", 120),
         **fields,
     }
+
+
+PHASE2_TOPIC = "nba-phase2-raw-complete"
+PHASE3_TOPIC = "nba-phase3-analytics-complete"
+# The class names the real processors publish, one per expected processor of the overnight run.
+PHASE2_CLASSES = [
+    "OddsApiGameLinesBatchProcessor",
+    "NbacGamebookProcessor",
+    "NbacPlayerBoxscoreProcessor",
+    "BigDataBallPbpProcessor",
+    "OddsApiPropsBatchProcessor",
+]
+PHASE3_CLASSES = [
+    "PlayerGameSummaryProcessor",
+    "TeamDefenseGameSummaryProcessor",
+    "TeamOffenseGameSummaryProcessor",
+    "UpcomingTeamGameContextProcessor",
+    "UpcomingPlayerGameContextProcessor",
+]

@@ -14,25 +14,17 @@ from ops.engine import Delivery, Engine, EngineConfig
 from policies.model import Mode, Policy
 from router.keys import Key
 from router.state import Phase
-from tests.support.builders import key, message, utc
+from tests.support.builders import (
+    PHASE2_CLASSES,
+    PHASE2_TOPIC,
+    PHASE3_CLASSES,
+    PHASE3_TOPIC,
+    key,
+    message,
+    utc,
+)
 
 NIGHT = utc("2025-12-31T06:00")
-PHASE2_TOPIC = "nba-phase2-raw-complete"
-PHASE3_TOPIC = "nba-phase3-analytics-complete"
-PHASE2_CLASSES = [
-    "OddsApiGameLinesBatchProcessor",
-    "NbacGamebookProcessor",
-    "NbacPlayerBoxscoreProcessor",
-    "BigDataBallPbpProcessor",
-    "OddsApiPropsBatchProcessor",
-]
-PHASE3_CLASSES = [
-    "PlayerGameSummaryProcessor",
-    "TeamDefenseGameSummaryProcessor",
-    "TeamOffenseGameSummaryProcessor",
-    "UpcomingTeamGameContextProcessor",
-    "UpcomingPlayerGameContextProcessor",
-]
 PHASE2 = key("phase2_to_phase3", "2025-12-30")
 
 
