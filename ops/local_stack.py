@@ -131,7 +131,9 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack)
         raise StackError(f"cascade run exited with {router.returncode}" + _tail(workdir))
     print(f"# router on {base} (pid {router.pid})")
 
-    _step("publish", ["publish", str(args.events), "--project", PROJECT, "--speed", args.speed], env)
+    _step(
+        "publish", ["publish", str(args.events), "--relive", "--project", PROJECT, "--speed", args.speed], env
+    )
 
     if not wait_until(lambda: _received(base) >= expected, PROCESSING_S, interval_s=0.2):
         print(

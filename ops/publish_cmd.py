@@ -12,10 +12,13 @@ Pub/Sub assigns its own message ids: the recorded `message_id` cannot be imposed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import anyio
 
@@ -27,6 +30,7 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
 Plan = list[tuple[float, RecordedDelivery]]
+_ET = ZoneInfo("America/New_York")  # the pipeline's calendar (the default policy's timezone)
 
 
 def schedule(deliveries: Sequence[RecordedDelivery], speed: float) -> Plan:
@@ -44,6 +48,34 @@ def schedule(deliveries: Sequence[RecordedDelivery], speed: float) -> Plan:
     if speed == 0:
         return [(0.0, d) for d in ordered]
     return [((d.at - start).total_seconds() / speed, d) for d in ordered]
+
+
+def relive(deliveries: Sequence[RecordedDelivery], now: datetime, speed: float) -> list[RecordedDelivery]:
+    """The recorded day moved to now: each `game_date` shifted by the days between the recording's first
+    delivery and today (in ET, so yesterday's games stay yesterday's), each `timestamp` to when it will
+    now be published. Without this a router sees a recorded date as long past: backfill, never cascaded.
+    Deadlines still follow the wall clock: an overnight day relived in the afternoon is past its deadlines."""
+    ordered = sorted(deliveries, key=lambda d: d.at)
+    if not ordered:
+        return []
+    first = ordered[0].at
+    shift = now.astimezone(_ET).date() - first.astimezone(_ET).date()
+    return [_moved(d, first, now, shift, speed) for d in ordered]
+
+
+def _moved(
+    delivery: RecordedDelivery, first: datetime, now: datetime, shift: timedelta, speed: float
+) -> RecordedDelivery:
+    if not isinstance(delivery.data, dict):
+        return delivery  # a raw (maybe garbled) body is published as recorded
+    data = dict(delivery.data)
+    offset = (delivery.at - first) / speed if speed > 0 else timedelta(0)
+    if isinstance(data.get("game_date"), str) and len(data["game_date"]) == 10:
+        with contextlib.suppress(ValueError):
+            data["game_date"] = (date.fromisoformat(data["game_date"]) + shift).isoformat()
+    if "timestamp" in data:
+        data["timestamp"] = iso_z(now + offset)
+    return RecordedDelivery.model_validate({**delivery.model_dump(), "data": data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +100,12 @@ def add_publish_command(subparsers: argparse._SubParsersAction[argparse.Argument
         ),
     )
     pub.add_argument("events", type=Path, help="recorded deliveries, one JSON object per line")
+    pub.add_argument(
+        "--relive",
+        action="store_true",
+        help="move the recorded day to now (game dates shifted to today's calendar, timestamps to publish "
+        "time); without it a router treats an old recorded date as backfill and never cascades it",
+    )
     pub.add_argument("--project", required=True, help="Google Cloud project (any name on the emulator)")
     pub.add_argument(
         "--speed",
@@ -99,7 +137,10 @@ def publish_command(args: argparse.Namespace) -> int:
     except (RecordingError, OSError) as exc:
         print(f"cascade publish: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    plan = schedule(deliveries, 0.0 if args.no_wait else args.speed)
+    speed = 0.0 if args.no_wait else args.speed
+    if args.relive:
+        deliveries = relive(deliveries, datetime.now(UTC), speed)
+    plan = schedule(deliveries, speed)
     if not plan:
         print(f"{args.events}: nothing to publish")
         return EXIT_OK

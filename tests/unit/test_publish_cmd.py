@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from ops.publish_cmd import EXIT_USAGE, add_publish_command, schedule
-from ops.replay import RecordedDelivery
+from ops.replay import RecordedDelivery, read_recording
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 T0 = datetime(2025, 12, 31, 6, 5, 13, tzinfo=UTC)
 
@@ -121,3 +123,20 @@ def test_an_empty_file_publishes_nothing_and_succeeds(
     args = parse("publish", str(events), "--project", "p")
     assert args.handler(args) == 0
     assert "nothing to publish" in capsys.readouterr().out
+
+
+def test_relive_moves_the_recorded_day_to_now_keeping_the_day_relation_and_the_spacing() -> None:
+    from datetime import UTC, datetime
+
+    from ops.publish_cmd import relive
+
+    with (EXAMPLES_DIR / "overnight_full_cascade.jsonl").open() as lines:
+        recorded = read_recording(lines)
+    now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 02:00 ET on the 26th
+    moved = relive(recorded, now, speed=60)
+    assert {d.data["game_date"] for d in moved if isinstance(d.data, dict)} == {"2026-11-25"}
+    assert moved[0].data["timestamp"] == "2026-11-26T07:00:00Z"  # type: ignore[index]
+    last_offset_s = (recorded[-1].at - recorded[0].at).total_seconds() / 60
+    last = datetime.fromisoformat(moved[-1].data["timestamp"].replace("Z", "+00:00"))  # type: ignore[index]
+    assert (last - now).total_seconds() == pytest.approx(last_offset_s, abs=1)
+    assert [d.at for d in moved] == [d.at for d in recorded]  # the publish plan itself is unchanged
