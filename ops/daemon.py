@@ -42,12 +42,14 @@ from ops.settings import Settings
 from ops.signals import watch_signals
 from ops.status import liveness, readiness, status
 from router import events as ev
+from router.effects import PublishTrigger
 from router.keys import Key
 
 log = logging.getLogger("cascade.daemon")
 
 TICK_MAX_S = 1.0  # the timer loop wakes at least this often (liveness is measured by it)
 LIVENESS_STALL_S = 30.0
+FORGET_EVERY = timedelta(hours=1)  # how often settled keys older than the recent window leave memory
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Progress:
 
 
 class MeteredAudit:
-    """Counts decisions, triggers and dead letters from the audit rows on their way to the sink."""
+    """Counts decisions and dead letters from the audit rows on their way to the sink."""
 
     def __init__(self, inner: AuditSink, metrics: Metrics) -> None:
         self._inner, self._metrics = inner, metrics
@@ -71,8 +73,6 @@ class MeteredAudit:
             kind = row["kind"]
             if kind == "decision":
                 self._metrics.decision(row["transition"], row["mode"], row["decision"])
-            elif kind == "trigger":
-                self._metrics.trigger_published(row["transition"], row["source"], row["degraded"], None)
             elif kind == "dead_letter":
                 self._metrics.dead_lettered(row["reason"])
         await self._inner.write(rows)
@@ -86,6 +86,7 @@ class Daemon:
         self.settings = settings
         self.clock = SystemClock()
         self.progress = Progress(started_at=self.clock.now())
+        self._last_forget = self.progress.started_at
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.policy = PolicyHolder(load_policy(settings.policy_path), settings.policy_path)
@@ -114,7 +115,13 @@ class Daemon:
             claim_lease_s=settings.claim_lease_s,
         )
         metered = MeteredAudit(self.audit, self.metrics)
-        self.engine = Engine(self.policy.current, self.store, self.publisher, metered, self.clock, config)
+        self.engine = Engine(
+            self.policy.current, self.store, self.publisher, metered, self.clock, config, self._triggered
+        )
+
+    def _triggered(self, effect: PublishTrigger, latency_s: float | None) -> None:
+        transition, source = effect.key.transition, effect.source.value
+        self.metrics.trigger_published(transition, source, effect.degraded, latency_s)
 
     # --- the task group -----------------------------------------------------------------------------------
 
@@ -165,6 +172,9 @@ class Daemon:
                 log.warning("timer pass interrupted, retrying on the next tick: %s", exc)
             now = self.clock.now()
             self.progress.last_tick_at = now
+            if now - self._last_forget >= FORGET_EVERY:
+                self.engine.forget((now - timedelta(days=self.settings.recent_days + 1)).date())
+                self._last_forget = now
             self.metrics.observe_engine(self.engine.states, now)
             self.metrics.observe_audit(self.audit.buffered, self.audit.spool_pending)
             due = self.engine.next_due()

@@ -80,6 +80,8 @@ class EngineConfig:
 
 
 FollowUp = tuple[Key, ev.Event]
+# Told about every confirmed trigger publish, with the seconds since its newest input (None: no input).
+TriggerObserver = Callable[[PublishTrigger, float | None], None]
 
 
 class Engine:
@@ -91,8 +93,10 @@ class Engine:
         audit: AuditSink,
         clock: Clock,
         config: EngineConfig = EngineConfig(),
+        on_trigger: TriggerObserver | None = None,
     ) -> None:
         self._policy = policy
+        self._on_trigger = on_trigger
         self._store = store
         self._publisher = publisher
         self._audit = audit
@@ -295,6 +299,7 @@ class Engine:
             return ev.PublishFailed(effect.trigger_id, str(exc))
         published_at = self._clock.now()
         rows.extend(audit_rows.trigger_row(published_at, effect, m) for m in effect.messages)
+        self._announce(effect, published_at)
         try:
             await self._store.mark_published(effect.key, effect.trigger_id, instance, published_at)
         except TransientError as exc:
@@ -302,6 +307,35 @@ class Engine:
             # publish again with the same trigger_id: at-least-once, never a second trigger_id.
             log.warning("published %s but could not mark it: %s", effect.trigger_id, exc)
         return ev.PublishSucceeded(effect.trigger_id, published_at)
+
+    def _announce(self, effect: PublishTrigger, published_at: datetime) -> None:
+        state = self.states.get(effect.key)
+        last_input_at = state.last_input_at if state is not None else None
+        log.info(
+            "published trigger %s to %s (%s%s)",
+            effect.trigger_id,
+            effect.topic,
+            effect.source.value,
+            ", degraded" if effect.degraded else "",
+            extra={
+                "game_date": effect.key.game_date.isoformat(),
+                "transition": effect.key.transition,
+                "trigger_id": effect.trigger_id,
+                "correlation_id": state.correlation_id if state is not None else None,
+            },
+        )
+        if self._on_trigger is not None:
+            latency_s = (published_at - last_input_at).total_seconds() if last_input_at else None
+            self._on_trigger(effect, latency_s)
+
+    def forget(self, before: date) -> int:
+        """Drop settled keys with a game date before `before` (their record stays in the store); bounds the
+        memory of a long-running router. Keys still waiting are kept whatever their age."""
+        old = [k for k, s in self.states.items() if k.game_date < before and s.settled]
+        for key in old:
+            del self.states[key]
+            self._locks.pop(key, None)
+        return len(old)
 
     async def _release(self, effect: PublishTrigger) -> None:
         try:

@@ -210,6 +210,7 @@ def test_a_recorded_day_produces_exactly_the_expected_triggers(
     code, body = stack.get("/metrics")
     assert code == 200
     assert metric(body, "cascade_triggers_total", transition="phase4_to_phase5", source="cascade") == 1
+    assert metric(body, "cascade_trigger_latency_seconds_count", transition="phase5_to_phase6") == 1
     assert (
         metric(body, "cascade_events_received_total", topic="nba-phase3-analytics-complete", status="routed")
         == 5

@@ -327,3 +327,35 @@ async def test_a_restarted_instance_rebuilds_recent_keys_and_re_arms_their_timer
     assert "manual_intervention_required" in [a["alert"] for a in after.rows("alert")]
     assert after.publisher.on("nba-phase3-trigger") == []  # the published trigger is not sent again
     assert await after.engine.rebuild(PHASE2.game_date + timedelta(days=1)) == 0
+
+
+async def test_every_confirmed_trigger_is_reported_with_the_time_since_its_newest_input(
+    policy: Policy,
+) -> None:
+    seen: list[tuple[str, float | None]] = []
+    rig = Rig(policy)
+    rig.engine = Engine(
+        lambda: policy,
+        rig.store,
+        rig.publisher,
+        rig.audit,
+        rig.clock,
+        EngineConfig(instance_id="a"),
+        lambda effect, latency_s: seen.append((effect.trigger_id, latency_s)),
+    )
+    for n, name in enumerate(PHASE2_CLASSES):  # one report a minute, the trigger a minute after the last
+        rig.clock.set(NIGHT + timedelta(minutes=n))
+        body = message(name, "phase_2_raw", "2025-12-30", "2025-12-31T06:03:00Z")
+        if n == len(PHASE2_CLASSES) - 1:
+            rig.clock.set(NIGHT + timedelta(minutes=5))
+        await rig.engine.deliver(PHASE2_TOPIC, f"m-{n}", json.dumps(body).encode(), {})
+    assert seen == [(PHASE2.trigger_id, 120.0)]  # published 06:05, newest report stamped 06:03
+
+
+async def test_forget_drops_old_settled_keys_and_keeps_those_still_waiting(policy: Policy) -> None:
+    rig = Rig(policy)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")  # phase 2 triggered, phase 3 key waiting
+    downstream = Key(PHASE2.game_date, "phase3_to_phase4")
+    assert rig.engine.forget(PHASE2.game_date) == 0  # nothing is older than the cut-off date itself
+    assert rig.engine.forget(PHASE2.game_date + timedelta(days=1)) == 1
+    assert PHASE2 not in rig.engine.states and downstream in rig.engine.states
