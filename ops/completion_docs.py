@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ops import audit_rows
 from policies.model import Status
 from policies.modes import ModeHints
 from policies.reports import Report
@@ -38,7 +37,7 @@ def to_document(effect: RecordCompletion) -> dict[str, Any]:
         "output_table": report.output_table,
         "correlation_id": report.correlation_id,
         # As JSON text: a processor's JSON may hold what Firestore cannot store (arrays in arrays, huge ints).
-        "message_json": audit_rows.encode(effect.message).decode(),
+        "message_json": effect.message_json,
     }
 
 

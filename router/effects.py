@@ -36,7 +36,7 @@ class RecordCompletion:
     processor: str | None
     raw_name: str
     report: Report
-    message: Mapping[str, Any]
+    message_json: str  # the body exactly as published
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from policies.breaker import Breaker
 from policies.model import Mode
@@ -21,8 +19,8 @@ class CompletionArrived:
     raw_name: str
     report: Report
     hints: ModeHints
-    # The whole message as received (unknown extra fields included), JSON-ready: it is what gets recorded.
-    original: Mapping[str, Any] = field(default_factory=dict)
+    # The message body exactly as published (unknown extra fields included): it is what gets recorded.
+    original: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,7 @@ says exactly what was wrong, so the shell can dead-letter it and ack.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -48,17 +46,25 @@ def accept(topic: str, message_id: str, data: bytes, policy: Policy) -> Accepted
     return Accepted(key, _event(message_id, processor, parsed, original), parsed)
 
 
-def _parse(data: bytes) -> tuple[CompletionMessage, dict[str, Any]] | Rejected:
+def _parse(data: bytes) -> tuple[CompletionMessage, str] | Rejected:
+    """Decode and validate in one pass (pydantic parses the JSON itself); the body text is kept as is."""
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         return Rejected(f"not JSON: {exc}")
-    if not isinstance(raw, dict):
-        return Rejected(f"not a JSON object: got {type(raw).__name__}")
     try:
-        return CompletionMessage.model_validate(raw), raw
+        return CompletionMessage.model_validate_json(text), text
     except ValidationError as exc:
-        return Rejected("invalid completion message: " + _describe(exc))
+        return _rejection(exc)
+
+
+def _rejection(exc: ValidationError) -> Rejected:
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return Rejected(f"not JSON: {first['msg']}")
+    if first["type"] == "model_type" and not first["loc"]:
+        return Rejected(f"not a JSON object: got {type(first['input']).__name__}")
+    return Rejected("invalid completion message: " + _describe(exc))
 
 
 def _describe(exc: ValidationError) -> str:
@@ -70,7 +76,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _event(
-    message_id: str, processor: str | None, message: CompletionMessage, original: dict[str, Any]
+    message_id: str, processor: str | None, message: CompletionMessage, original: str
 ) -> CompletionArrived:
     report = Report(
         processor=processor or message.processor_name,
