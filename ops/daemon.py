@@ -112,6 +112,7 @@ class Daemon:
             instance_id=settings.instance_id,
             dead_letter_topic=settings.dead_letter_topic,
             alert_topic=settings.alert_topic,
+            status_topic=settings.status_topic,
             claim_lease_s=settings.claim_lease_s,
         )
         metered = MeteredAudit(self.audit, self.metrics)

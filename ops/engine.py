@@ -59,7 +59,7 @@ DURABLE = (RecordCompletion, PinMode)
 # Events decided on shared inputs: the completions other instances recorded are merged in first.
 SYNC_BEFORE = (ev.CompletionArrived, ev.Tick, ev.ForceTrigger)
 # Talk to the outside world once the new state is committed: topics, the shared breaker.
-OUTBOUND = (PublishTrigger, RaiseAlert, ShareBreaker)
+OUTBOUND = (PublishTrigger, RaiseAlert, ShareBreaker, TransitionEnded)
 
 
 class Delivery(StrEnum):
@@ -73,6 +73,8 @@ class EngineConfig:
     instance_id: str = "local"
     dead_letter_topic: str = "cascade-dead-letter"
     alert_topic: str = "nba-slo-violation"
+    # Where each (game_date, transition) outcome is announced (triggered / degraded / failed); None: nowhere.
+    status_topic: str | None = "nba-orchestration-status"
     claim_lease_s: float = 60.0
     # Read what other instances recorded before each decision. Off only where this engine is provably the
     # only writer of its store (replay on a private in-memory store): then there is nothing to merge.
@@ -242,13 +244,19 @@ class Engine:
 
     async def _send(
         self,
-        effect: PublishTrigger | RaiseAlert | ShareBreaker,
+        effect: PublishTrigger | RaiseAlert | ShareBreaker | TransitionEnded,
         now: datetime,
         policy: Policy,
         rows: list[AuditRow],
     ) -> list[FollowUp]:
         if isinstance(effect, RaiseAlert):
             await self._raise(effect, now, policy, rows)
+            return []
+        if isinstance(effect, TransitionEnded):
+            row = audit_rows.phase_row(effect)
+            rows.append(row)
+            if self._config.status_topic is not None:
+                await self._notify(self._config.status_topic, row, {"outcome": effect.outcome})
             return []
         if isinstance(effect, ShareBreaker):
             try:
@@ -268,8 +276,6 @@ class Engine:
                 heapq.heappush(self._timers, (at, next(self._seq), effect.key))
             case OpenDownstream():
                 return [(effect.key, ev.OpenedByUpstream(effect.mode, effect.correlation_id))]
-            case TransitionEnded():
-                rows.append(audit_rows.phase_row(effect))
             case DuplicateIgnored():
                 self.duplicates += 1
         return []
@@ -361,13 +367,17 @@ class Engine:
             await self._audit.write(rows)
 
     async def _send_alert(self, row: Mapping[str, Any]) -> None:
-        # An alert that cannot be sent must not stop routing; it stays in the audit log either way.
+        level = logging.CRITICAL if row["severity"] == "CRITICAL" else logging.WARNING
+        fields = {"game_date": row["game_date"], "transition": row["transition"], "alert": row["alert"]}
+        log.log(level, "alert %s: %s", row["alert"], row["message"], extra=fields)
+        await self._notify(self._config.alert_topic, row, {"alert": row["alert"]})
+
+    async def _notify(self, topic: str, row: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
+        # An alert or status that cannot be sent must not stop routing; it stays in the audit log either way.
         try:
-            await self._publisher.publish(
-                self._config.alert_topic, audit_rows.encode(row), {"alert": row["alert"]}
-            )
+            await self._publisher.publish(topic, audit_rows.encode(row), attributes)
         except PublishError as exc:
-            log.warning("alert %s not sent (kept in the audit log): %s", row["alert"], exc)
+            log.warning("%s not sent to %s (kept in the audit log): %s", row["kind"], topic, exc)
 
     async def _dead_letter(
         self, topic: str, message_id: str, data: bytes, attributes: Mapping[str, str], reason: str

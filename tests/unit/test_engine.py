@@ -359,3 +359,15 @@ async def test_forget_drops_old_settled_keys_and_keeps_those_still_waiting(polic
     assert rig.engine.forget(PHASE2.game_date) == 0  # nothing is older than the cut-off date itself
     assert rig.engine.forget(PHASE2.game_date + timedelta(days=1)) == 1
     assert PHASE2 not in rig.engine.states and downstream in rig.engine.states
+
+
+async def test_each_transition_outcome_is_announced_on_the_status_topic(policy: Policy) -> None:
+    rig = Rig(policy)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
+    await rig.advance(utc("2026-01-01T00:00"))  # phase 3 never reports: its key fails at self-heal
+    statuses = [json.loads(m.data) for m in rig.publisher.on("nba-orchestration-status")]
+    assert [(s["transition"], s["outcome"]) for s in statuses] == [
+        ("phase2_to_phase3", "triggered"),
+        ("phase3_to_phase4", "failed"),
+    ]
+    assert statuses[0]["trigger_id"] == PHASE2.trigger_id
