@@ -21,12 +21,13 @@ from adapters.errors import ConfigurationError, PublishError, TransientError
 from adapters.memory import MemoryAuditSink, MemoryStateStore
 from adapters.memory_pubsub import MemoryBroker
 from adapters.ports import Publisher
-from adapters.pubsub import PubSubPublisher, PubSubSource
+from adapters.pubsub import PubSubPublisher, PubSubSource, subscriber_client, subscription_path
 from adapters.pubsub_admin import Admin, PubSubAdmin, completion_subscriptions, provision
 from adapters.source import EventSource, Handler, Received
 from ops.engine import Delivery, Engine, EngineConfig
 from policies.model import Policy
 from tests.support.builders import utc
+from tests.support.emulators import Emulator
 
 
 @dataclass
@@ -345,3 +346,28 @@ async def test_the_publisher_retries_transient_failures_only_and_reports_the_fin
             with pytest.raises(outcome):
                 await publisher.publish("topic", b"x", {"a": "b"}, "2025-12-30")
     assert len(seen) == requests
+
+
+@pytest.mark.emulator
+async def test_a_message_taken_by_a_consumer_that_died_without_acking_is_redelivered_after_its_deadline(
+    pubsub_server: Emulator,
+) -> None:
+    api_root = f"http://{pubsub_server.host_port}/v1"
+    project = unique("crash")
+    async with aiohttp.ClientSession() as session:
+        admin = PubSubAdmin(project, session, api_root)
+        topic = unique("t")
+        await admin.ensure_topic(topic)
+        await admin.ensure_subscription(f"{topic}-sub", topic, 10)
+        publisher = PubSubPublisher(project, session=session, api_root=api_root)
+        message_id = await publisher.publish(topic, b"completion", {"k": "v"})
+        # A consumer pulls the message and dies: no ack, no nack, no lease extension.
+        dead = subscriber_client(session, api_root)
+        taken = await dead.pull(subscription_path(project, f"{topic}-sub"), 1, timeout=30)
+        assert [m.message_id for m in taken] == [message_id]
+        recorder = Recorder()
+        source = PubSubSource(project, {f"{topic}-sub": topic}, session=session, api_root=api_root)
+        async with consuming(source, recorder):
+            await eventually(lambda: bool(recorder.of(message_id)), timeout_s=30)
+    [redelivered] = recorder.of(message_id)
+    assert redelivered.data == b"completion" and redelivered.attributes == {"k": "v"}
