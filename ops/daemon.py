@@ -31,7 +31,7 @@ from adapters.errors import ConfigurationError, TransientError
 from adapters.firestore_store import FirestoreStateStore, firestore_client
 from adapters.ports import AuditRow, AuditSink
 from adapters.pubsub import PubSubPublisher, PubSubSource
-from adapters.pubsub_admin import completion_subscriptions
+from adapters.pubsub_admin import PubSubAdmin, completion_subscriptions
 from adapters.source import Received
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.http import make_app
@@ -260,7 +260,7 @@ def _root(host_port: str | None, path: str) -> str | None:
 async def run(settings: Settings) -> int:
     async with aiohttp.ClientSession() as session:
         daemon = Daemon(settings, session)
-        await verify_topics(daemon)
+        await verify_topics(daemon, session)
         since = (daemon.clock.now() - timedelta(days=settings.recent_days)).date()
         restored = await daemon.engine.rebuild(since)
         log.info("restored %d recent keys from the state store", restored, extra={"since": since.isoformat()})
@@ -268,15 +268,12 @@ async def run(settings: Settings) -> int:
     return 0
 
 
-async def verify_topics(daemon: Daemon) -> None:
+async def verify_topics(daemon: Daemon, session: aiohttp.ClientSession) -> None:
     """Every subscription the policy needs must exist, on the right topic, and every trigger topic too: the
     old system once listened on a topic nobody published to and published into one nobody subscribed to."""
-    from adapters.pubsub_admin import PubSubAdmin
-
     settings = daemon.settings
-    async with aiohttp.ClientSession() as session:
-        admin = PubSubAdmin(settings.project, session, _root(settings.pubsub_emulator_host, "/v1"))
-        missing = await admin.missing(daemon.policy.current(), settings.subscription_prefix)
+    admin = PubSubAdmin(settings.project, session, _root(settings.pubsub_emulator_host, "/v1"))
+    missing = await admin.missing(daemon.policy.current(), settings.subscription_prefix)
     if missing:
         raise ConfigurationError(
             "missing Pub/Sub resources (run `cascade provision`): " + ", ".join(sorted(missing))

@@ -126,10 +126,10 @@ async def replay(
                 break
             if count % FREEZE_EVERY == 0:
                 gc.freeze()
-            await _advance(engine, clock, delivery.at)
+            await advance(engine, clock, delivery.at)
             body, attributes = delivery.body, delivery.attributes
             outcomes[await engine.deliver(delivery.topic, delivery.message_id, body, attributes)] += 1
-        await _advance(engine, clock, end)
+        await advance(engine, clock, end)
     return ReplayResult(audit.rows, dict(engine.states), publisher, outcomes, end)
 
 
@@ -146,7 +146,7 @@ def _frozen_history() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _advance(engine: Engine, clock: VirtualClock, to: datetime) -> None:
+async def advance(engine: Engine, clock: VirtualClock, to: datetime) -> None:
     """Move virtual time to `to`, stopping at every timer on the way, in order."""
     while (due := engine.next_due()) is not None and due <= to:
         clock.set(due)

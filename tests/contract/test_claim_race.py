@@ -19,6 +19,7 @@ from adapters.firestore_store import FirestoreStateStore
 from adapters.memory import MemoryAuditSink, MemoryPublisher
 from adapters.ports import Claim, StateStore
 from ops.engine import Engine, EngineConfig
+from ops.replay import advance
 from policies.model import Policy
 from router.state import Phase
 from tests.contract.test_state_store import firestore_store
@@ -55,10 +56,7 @@ class Instance:
             await self.engine.deliver(PHASE2_TOPIC, f"m{n}", json.dumps(body).encode(), {})
 
     async def advance(self, to: datetime) -> None:
-        while (due := self.engine.next_due()) is not None and due <= to:
-            self.clock.set(due)
-            await self.engine.fire_due()
-        self.clock.set(to)
+        await advance(self.engine, self.clock, to)
 
 
 async def state_document(store: FirestoreStateStore) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from adapters.clock import VirtualClock
 from adapters.errors import PublishError, TransientError
 from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
 from ops.engine import Delivery, Engine, EngineConfig
+from ops.replay import advance
 from policies.model import Mode, Policy
 from router.keys import Key
 from router.state import Phase
@@ -60,10 +61,7 @@ class Rig:
         return outcomes
 
     async def advance(self, to: datetime) -> None:
-        while (due := self.engine.next_due()) is not None and due <= to:
-            self.clock.set(due)
-            await self.engine.fire_due()
-        self.clock.set(to)
+        await advance(self.engine, self.clock, to)
 
     def rows(self, kind: str) -> list[dict]:  # type: ignore[type-arg]
         return [dict(r) for r in self.audit.rows if r["kind"] == kind]
