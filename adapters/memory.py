@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from adapters.errors import PublishError, TransientError
-from adapters.ports import AuditRow, Claim, KeyRecord
+from adapters.ports import AuditRow, Claim, KeyRecord, Outgoing
 from policies.breaker import Breaker, newer
 from policies.model import Mode
 from router.keys import Key
@@ -141,6 +141,18 @@ class MemoryPublisher(SimulatedOutage):
         message_id = f"mem-{self._counter}"
         self.messages.append(PublishedMessage(topic, data, dict(attributes), ordering_key, message_id))
         return message_id
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> list[str]:
+        # One request: it fails or goes through whole, as a Pub/Sub publish request does.
+        self._outage(PublishError, f"publish to {topic} failed")
+        ids = []
+        for message in messages:
+            self._counter += 1
+            ids.append(f"mem-{self._counter}")
+            self.messages.append(
+                PublishedMessage(topic, message.data, dict(message.attributes), message.ordering_key, ids[-1])
+            )
+        return ids
 
     def on(self, topic: str) -> list[PublishedMessage]:
         return [m for m in self.messages if m.topic == topic]

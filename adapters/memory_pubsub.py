@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,6 +25,7 @@ import anyio
 
 from adapters.errors import ConfigurationError, PublishError
 from adapters.memory import PublishedMessage, SimulatedOutage
+from adapters.ports import Outgoing
 from adapters.source import EventSource, Handler, Received, settle
 
 
@@ -109,16 +110,29 @@ class MemoryBroker(SimulatedOutage):
     async def publish(
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
+        return (await self.publish_many(topic, [Outgoing(data, attributes, ordering_key)]))[0]
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> list[str]:
+        # One request: it fails or goes through whole, as a Pub/Sub publish request does.
         self._outage(PublishError, f"publish to {topic} failed")
         if topic not in self._topics:
             raise PublishError(f"publish to {topic} failed: topic not found")
-        message = PublishedMessage(topic, data, dict(attributes), ordering_key or None, str(next(self._ids)))
-        self.messages.append(message)
         now = datetime.now(UTC)
-        for name in self._topics[topic]:
-            self._subscriptions[name].ready.append(_Delivery(message, now))
+        ids = []
+        for outgoing in messages:
+            message = PublishedMessage(
+                topic,
+                outgoing.data,
+                dict(outgoing.attributes),
+                outgoing.ordering_key or None,
+                str(next(self._ids)),
+            )
+            self.messages.append(message)
+            ids.append(message.message_id)
+            for name in self._topics[topic]:
+                self._subscriptions[name].ready.append(_Delivery(message, now))
         self._notify()
-        return message.message_id
+        return ids
 
     def on(self, topic: str) -> list[PublishedMessage]:
         return [m for m in self.messages if m.topic == topic]

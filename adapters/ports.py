@@ -79,11 +79,26 @@ class StateStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for `Publisher.publish_many`."""
+
+    data: bytes
+    attributes: Mapping[str, str]
+    ordering_key: str | None = None
+
+
 class Publisher(Protocol):
     async def publish(
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
         """Publish one message; returns its id. Raises `PublishError` when it did not go through."""
+        ...
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> list[str]:
+        """Publish several messages to one topic in as few requests as the backend allows (one, for the
+        messages of one trigger); returns their ids in order. Raises `PublishError` when any did not go
+        through: the caller retries the whole batch (consumers deduplicate by trigger id)."""
         ...
 
 

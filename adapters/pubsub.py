@@ -19,7 +19,7 @@ import base64
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from gcloud.aio.pubsub.subscriber_client import init_api_root
 from gcloud.aio.pubsub.subscriber_message import parse_publish_time
 
 from adapters.errors import ConfigurationError, PublishError, TransientError
+from adapters.ports import Outgoing
 from adapters.source import Handler, Received, settle
 
 log = logging.getLogger("cascade.pubsub")
@@ -152,14 +153,16 @@ class PubSubPublisher:
     async def publish(
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
-        message = PubsubMessage(data, ordering_key=ordering_key or "")
-        # Set directly: attributes passed as keyword arguments would collide with `data` and `ordering_key`.
-        message.attributes = {str(k): str(v) for k, v in attributes.items()}
+        return (await self.publish_many(topic, [Outgoing(data, attributes, ordering_key)]))[0]
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> list[str]:
+        """All `messages` in one publish request (Pub/Sub takes up to 1,000 / 10 MB per request)."""
+        batch = [_pubsub_message(m) for m in messages]
         path = topic_path(self._project, topic)
         for attempt in range(self._attempts):
             try:
-                response = await self._publisher().publish(path, [message], timeout=self._timeout_s)
-                return str(response["messageIds"][0])
+                response = await self._publisher().publish(path, batch, timeout=self._timeout_s)
+                return [str(message_id) for message_id in response["messageIds"]]
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 if not is_retryable(exc):
                     raise PublishError(f"publish to {topic} rejected: {describe(exc)}") from exc
@@ -173,6 +176,13 @@ class PubSubPublisher:
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise PublishError(f"publish to {topic}: unexpected answer: {exc!r}") from exc
         raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _pubsub_message(outgoing: Outgoing) -> PubsubMessage:
+    message = PubsubMessage(outgoing.data, ordering_key=outgoing.ordering_key or "")
+    # Set directly: attributes passed as keyword arguments would collide with `data` and `ordering_key`.
+    message.attributes = {str(k): str(v) for k, v in outgoing.attributes.items()}
+    return message
 
 
 # --- consuming ------------------------------------------------------------------------------------------
