@@ -1,64 +1,70 @@
-"""The `StateStore` on Firestore: shared state, so several cascade instances never double-trigger.
+"""The `StateStore` on Firestore: shared state, so several cascade instances never double-trigger or stall.
 
-Layout (no hot spots: a completion is its own document, the state document is written a few times a day):
+Layout:
 
-    {collection}/{transition}_{game_date}                    state: mode, mode_explicit, claim_state, holder,
-                                                             trigger_id, lease_until, published_at
-    {collection}/{transition}_{game_date}/completions/{id}   one recorded completion, created if absent
+    {collection}/{transition}_{game_date}                    the key's shared record (`router.shared`):
+                                                             mode, mode_explicit, claim_state, holder,
+                                                             trigger_id, lease_until, published_at, breaker_*,
+                                                             inputs (completion id → recorded summary),
+                                                             transition, game_date, expire_at
+    {collection}/{transition}_{game_date}/completions/{id}   one recorded completion, with its message body
 
-Trigger claim protocol, each step one transaction on the state document:
-    claim_trigger   published → "published"; claimed by another holder whose lease is live → "held";
-                    otherwise claim_state=claimed, holder=this instance, lease_until=now+lease_s → "claimed"
-    (the engine publishes)
-    mark_published  claim_state=published, published_at (idempotent: the first mark is kept)
-    release_claim   after a failed publish, the holder's claim is removed so anyone may claim again
-An instance that dies holding a claim blocks the key only until the lease runs out; whoever claims next
-re-publishes the same trigger_id (at least once, never a second trigger id).
+`update` is one conditional write (a batch commit: the record, plus the completion documents the change
+added). It is conditional on the record's `update_time` as this instance last saw it (or on its absence);
+when another instance wrote in between, Firestore refuses the write, and the change is decided again on a
+fresh read. No transaction: the emulator's transactions on one contended document time out after 2 s each,
+while a refused conditional write costs one more read. The copy this instance last wrote or read is kept
+(bounded, most recently used), so an uncontended update costs one RPC (the commit); an unknown key is
+assumed absent and created; a change that writes nothing is checked against a fresh read before it is
+believed. Callers that decide without writing pass `fresh=True`.
+
+A completion lives in the record's `inputs` as a summary (so one read shows every instance's inputs) and in
+its own document with the body as published. A record is bounded by Firestore's 1 MiB per document: at ~400
+bytes per input that is ~2,500 recorded completions for one (game_date, transition).
 
 Every write sets `expire_at = now + ttl_days` for a Firestore TTL policy on that field (so a completion's own
-top-level `expire_at` field is overwritten). `release_claim` has no `now`, so it leaves `expire_at` as the
-claim set it (at most one lease earlier).
+top-level `expire_at` field is overwritten); an update without `now` (a release) leaves it.
 
-Transactions that contend on one document are very slow (the emulator's lock timeout is 2 s), so calls for
-one key are serialised inside the process with a lock per key; across processes the transaction decides.
-Every call is bounded by `timeout_s`. Outages and timeouts become `TransientError`; a completion Firestore
-cannot hold becomes `PermanentInputError`; bugs propagate.
+Calls for one key are serialised inside the process with a lock per key (so this process never races
+itself); across processes the condition decides. Every call is bounded by `timeout_s`. Outages and timeouts
+become `TransientError`; a completion Firestore cannot hold becomes `PermanentInputError`; bugs propagate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Final, TypeVar, cast
-from urllib.parse import quote
+from typing import Any, Final, cast
+from urllib.parse import quote, unquote
 
 import anyio
 import grpc  # type: ignore[import-untyped]  # no stubs in the venv; only grpc.RpcError is used
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import TransportError
-from google.cloud.firestore import AsyncClient, AsyncTransaction, async_transactional
+from google.cloud.firestore import AsyncClient
+from google.cloud.firestore_v1.async_batch import AsyncWriteBatch
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from adapters.errors import PermanentInputError, TransientError
-from adapters.ports import Claim, KeyRecord
-from policies.breaker import Breaker, BreakerState, newer
+from adapters.ports import Change, KeyRecord, T
+from adapters.record_ops import RecordOperations
+from policies.breaker import Breaker, BreakerState
 from policies.model import Mode
 from router.keys import Key
+from router.shared import EMPTY, ClaimState, SharedKey
 
-T = TypeVar("T")
 Fields = dict[str, Any]
-# A pure decision over the state document: the fields to merge into it (None: no write) and the answer.
-# Pure, because the transaction runs it again when Firestore aborts an attempt.
-Decide = Callable[[Fields], tuple[Fields | None, T]]
 
 EXPIRE_AT = "expire_at"
 COMPLETIONS = "completions"
-CLAIMED: Final = "claimed"
-PUBLISHED: Final = "published"
+PUBLISHED: Final = ClaimState.PUBLISHED.value
 
 _TRANSIENT = (
     gexc.ServiceUnavailable,
@@ -78,13 +84,15 @@ def firestore_client(project: str, database: str = "(default)") -> AsyncClient:
     return AsyncClient(project=project, database=database)
 
 
-class FirestoreStateStore:
+class FirestoreStateStore(RecordOperations):
     def __init__(
         self,
         client: AsyncClient,
         collection: str = "cascade_dates",
         ttl_days: int = 7,
         timeout_s: float = 10.0,
+        max_conflicts: int = 20,
+        known_max: int = 4096,
     ) -> None:
         self.collection = collection
         self._dates = client.collection(collection)
@@ -93,6 +101,10 @@ class FirestoreStateStore:
         self._timeout_s = timeout_s
         # Weak: a key's lock lives only while some call holds or waits for it, so the map never grows.
         self._locks: weakref.WeakValueDictionary[Key, anyio.Lock] = weakref.WeakValueDictionary()
+        self._max_conflicts = max_conflicts
+        # The record of each recently used key as this instance last wrote or read it.
+        self._known: OrderedDict[Key, _Version] = OrderedDict()
+        self._known_max = known_max
 
     # --- layout -----------------------------------------------------------------------------------------
 
@@ -106,24 +118,33 @@ class FirestoreStateStore:
 
     # --- the port ---------------------------------------------------------------------------------------
 
-    async def pin_mode(self, key: Key, mode: Mode, explicit: bool, now: datetime) -> Mode:
-        return await self._transact("pin_mode", key, lambda doc: _pin(doc, mode, explicit), now)
-
-    async def record_completion(
-        self, key: Key, completion_id: str, document: Mapping[str, Any], now: datetime
-    ) -> bool:
-        async with self._guard("record_completion"):
-            try:
-                await self.completion_ref(key, completion_id).create({**document, **self._expiry(now)})
-            except gexc.AlreadyExists:
-                return False  # a redelivery, or our own earlier attempt whose answer was lost
-            except (gexc.InvalidArgument, ValueError) as exc:
-                # Values Firestore cannot hold (an array in an array, an empty field name, an int beyond 64
-                # bits, a value over 1 MiB): this message can never be recorded here.
-                raise PermanentInputError(
-                    f"Firestore cannot store completion {completion_id}: {exc}"
-                ) from exc
-        return True
+    async def update(
+        self,
+        key: Key,
+        change: Change[T],
+        now: datetime | None,
+        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        fresh: bool = False,
+    ) -> T:
+        async with self._guard("update", key):
+            if fresh:
+                self._remember(key, await self._read(key))
+            for _ in range(self._max_conflicts):
+                seen = self._known.get(key) or _Version(EMPTY, None, assumed=True)
+                new, answer = change(seen.shared)
+                if new == seen.shared and not seen.assumed:
+                    return answer
+                if new == seen.shared:
+                    # Nothing to write, so no refused write would tell us the record was not as assumed.
+                    self._remember(key, await self._read(key))
+                    continue
+                try:
+                    self._remember(key, await self._write(key, seen, new, documents or {}, now))
+                    return answer
+                except _CONFLICT:
+                    # Another instance wrote since: decide again on what it wrote.
+                    self._remember(key, await self._read(key))
+        raise TransientError(f"{key}: {self._max_conflicts} conflicting writes in a row; try again")
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
         async with self._guard("completions"):
@@ -131,52 +152,65 @@ class FirestoreStateStore:
             documents = [snapshot.to_dict() or {} async for snapshot in stream]
         return [_as_given(document) for document in documents]
 
-    async def claim_trigger(
-        self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float
-    ) -> Claim:
-        lease_until = now + timedelta(seconds=lease_s)
-        return await self._transact(
-            "claim_trigger", key, lambda doc: _claim(doc, trigger_id, instance_id, now, lease_until), now
-        )
-
-    async def mark_published(self, key: Key, trigger_id: str, instance_id: str, now: datetime) -> None:
-        await self._transact("mark_published", key, lambda doc: _mark(doc, trigger_id, instance_id, now), now)
-
-    async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
-        await self._transact("release_claim", key, lambda doc: _release(doc, instance_id), None)
-
     async def recent(self, since: date) -> list[KeyRecord]:
         async with self._guard("recent"):
             query = self._dates.where(filter=FieldFilter("game_date", ">=", since.isoformat()))
             documents = [snapshot.to_dict() or {} async for snapshot in query.stream()]
         return [_record(doc) for doc in documents if doc.get("transition") and doc.get("game_date")]
 
-    async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
-        await self._transact("share_breaker", key, lambda doc: _share(doc, breaker), now)
-
-    async def shared_breaker(self, key: Key) -> Breaker | None:
-        async with self._guard("shared_breaker", key):
-            snapshot = await self.state_ref(key).get()
-        return _breaker_of(snapshot.to_dict() or {})
-
     # --- machinery --------------------------------------------------------------------------------------
 
-    async def _transact(self, operation: str, key: Key, decide: Decide[T], now: datetime | None) -> T:
-        """Read the state document, decide, merge the changes (with `expire_at` when `now` is known)."""
+    async def _read(self, key: Key) -> _Version:
+        snapshot = await self.state_ref(key).get(timeout=self._timeout_s)
+        if not snapshot.exists:
+            return _Version(EMPTY, None)
+        return _Version(shared_of(snapshot.to_dict() or {}), snapshot.update_time)
+
+    async def _write(
+        self,
+        key: Key,
+        seen: _Version,
+        new: SharedKey,
+        documents: Mapping[str, Mapping[str, Any]],
+        now: datetime | None,
+    ) -> _Version:
+        """One batch: the record (created, or updated if unchanged since `seen`) and new completions."""
+        expiry = self._expiry(now) if now is not None else {}
+        try:
+            batch = self._batch(key, seen, new, documents, expiry)
+            results = await batch.commit(timeout=self._timeout_s)
+        except (gexc.InvalidArgument, ValueError) as exc:
+            # Values Firestore cannot hold (an array in an array, an empty or reserved field name, an int
+            # beyond 64 bits, a value over 1 MiB): this completion can never be recorded here.
+            raise PermanentInputError(f"Firestore cannot store the update of {key}: {exc}") from exc
+        return _Version(new, results[0].update_time)
+
+    def _batch(
+        self,
+        key: Key,
+        seen: _Version,
+        new: SharedKey,
+        documents: Mapping[str, Mapping[str, Any]],
+        expiry: Fields,
+    ) -> AsyncWriteBatch:
+        batch = self._client.batch()
         ref = self.state_ref(key)
-        identity = {"transition": key.transition, "game_date": key.game_date.isoformat()}
+        if seen.update_time is None:
+            identity = {"transition": key.transition, "game_date": key.game_date.isoformat()}
+            batch.create(ref, {**identity, **fields_of(new), **expiry})
+        else:
+            condition = self._client.write_option(last_update_time=seen.update_time)
+            batch.update(ref, {**changed_fields(seen.shared, new), **expiry}, option=condition)
+        for completion_id in new.inputs.keys() - seen.shared.inputs.keys():
+            document = documents.get(completion_id, new.inputs[completion_id])
+            batch.set(self.completion_ref(key, completion_id), {**document, **expiry})
+        return batch
 
-        @async_transactional
-        async def attempt(transaction: AsyncTransaction) -> T:
-            snapshot = await ref.get(transaction=transaction)
-            changes, answer = decide(snapshot.to_dict() or {})
-            if changes is not None:
-                expiry = self._expiry(now) if now is not None else {}
-                transaction.set(ref, {**identity, **changes, **expiry}, merge=True)
-            return answer
-
-        async with self._guard(operation, key):
-            return await attempt(self._client.transaction())
+    def _remember(self, key: Key, version: _Version) -> None:
+        self._known[key] = version
+        self._known.move_to_end(key)
+        while len(self._known) > self._known_max:
+            self._known.popitem(last=False)
 
     @asynccontextmanager
     async def _guard(self, operation: str, key: Key | None = None) -> AsyncIterator[None]:
@@ -207,70 +241,79 @@ class FirestoreStateStore:
         return {EXPIRE_AT: now + self._ttl}
 
 
-# --- the decisions (pure; MemoryStateStore's semantics) -------------------------------------------------
+# --- the record as document fields, and back --------------------------------------------------------------
 
 
-def _pin(doc: Fields, mode: Mode, explicit: bool) -> tuple[Fields | None, Mode]:
-    pinned = doc.get("mode")
-    if pinned is None or (explicit and pinned != mode):
-        return {"mode": mode.value, "mode_explicit": explicit}, mode
-    return None, Mode(pinned)
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """A record as this instance last saw it: `update_time` None means absent (as read, or as `assumed`)."""
+
+    shared: SharedKey
+    update_time: Any
+    assumed: bool = False
 
 
-def _claim(
-    doc: Fields, trigger_id: str, instance_id: str, now: datetime, lease_until: datetime
-) -> tuple[Fields | None, Claim]:
-    state, holder, lease = doc.get("claim_state"), doc.get("holder"), _plain(doc.get("lease_until"))
-    if state == PUBLISHED:
-        return None, Claim(PUBLISHED, published_at=_plain(doc.get("published_at")), holder=holder)
-    if state == CLAIMED and holder != instance_id and lease is not None and lease > now:
-        return None, Claim("held", lease_until=lease, holder=holder)
-    changes = {
-        "claim_state": CLAIMED,
-        "holder": instance_id,
-        "trigger_id": trigger_id,
-        "lease_until": lease_until,
-    }
-    return changes, Claim(CLAIMED, lease_until=lease_until, holder=instance_id)
+# Refused conditional writes: the record changed (or appeared) since it was read.
+_CONFLICT = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound)
+_INPUTS = "inputs"
 
 
-def _mark(doc: Fields, trigger_id: str, instance_id: str, now: datetime) -> tuple[Fields | None, None]:
-    if doc.get("claim_state") == PUBLISHED:
-        return None, None  # another holder (after our lease ran out) published the same trigger_id first
+def fields_of(shared: SharedKey) -> Fields:
+    breaker = shared.breaker
     return {
-        "claim_state": PUBLISHED,
-        "holder": instance_id,
-        "trigger_id": trigger_id,
-        "published_at": now,
-    }, None
+        "mode": shared.mode.value if shared.mode is not None else None,
+        "mode_explicit": shared.mode_explicit,
+        "claim_state": shared.claim_state.value if shared.claim_state is not None else None,
+        "holder": shared.holder,
+        "trigger_id": shared.trigger_id,
+        "lease_until": shared.lease_until,
+        "published_at": shared.published_at,
+        "breaker_state": breaker.state.value if breaker is not None else None,
+        "breaker_failures": breaker.failures if breaker is not None else 0,
+        "breaker_opened_at": breaker.opened_at if breaker is not None else None,
+        "breaker_changed_at": breaker.changed_at if breaker is not None else None,
+        _INPUTS: {_map_key(cid): summary for cid, summary in shared.inputs.items()},
+    }
 
 
-def _release(doc: Fields, instance_id: str) -> tuple[Fields | None, None]:
-    if doc.get("claim_state") == CLAIMED and doc.get("holder") == instance_id:
-        return {"claim_state": None, "holder": None, "lease_until": None}, None
-    return None, None  # published, never claimed, or claimed by someone else since our lease ran out
+def shared_of(doc: Fields) -> SharedKey:
+    claim_state = doc.get("claim_state")
+    return SharedKey(
+        mode=Mode(doc["mode"]) if doc.get("mode") else None,
+        mode_explicit=bool(doc.get("mode_explicit")),
+        claim_state=ClaimState(claim_state) if claim_state else None,
+        holder=doc.get("holder"),
+        trigger_id=doc.get("trigger_id"),
+        lease_until=_plain(doc.get("lease_until")),
+        published_at=_plain(doc.get("published_at")),
+        breaker=_breaker_of(doc),
+        inputs={_from_map_key(name): _plain(summary) for name, summary in (doc.get(_INPUTS) or {}).items()},
+    )
 
 
-# --- values and errors ----------------------------------------------------------------------------------
+def changed_fields(old: SharedKey, new: SharedKey) -> Fields:
+    """The fields to update: changed top-level fields, and each new input on its own field path (so an
+    update never rewrites the inputs it did not add)."""
+    before, after = fields_of(old), fields_of(new)
+    changes = {name: value for name, value in after.items() if name != _INPUTS and before[name] != value}
+    for completion_id in new.inputs.keys() - old.inputs.keys():
+        changes[FieldPath(_INPUTS, _map_key(completion_id)).to_api_repr()] = new.inputs[completion_id]
+    return changes
+
+
+def _map_key(completion_id: str) -> str:
+    """A completion id as a key of the `inputs` map: never empty, never reserved (`__…__`), reversible."""
+    return "c" + quote(completion_id, safe="")
+
+
+def _from_map_key(name: str) -> str:
+    return unquote(name[1:])
 
 
 def _record(doc: Fields) -> KeyRecord:
     key = Key(date.fromisoformat(doc["game_date"]), doc["transition"])
-    published = _plain(doc.get("published_at")) if doc.get("claim_state") == "published" else None
+    published = _plain(doc.get("published_at")) if doc.get("claim_state") == PUBLISHED else None
     return KeyRecord(key, Mode(doc["mode"]) if doc.get("mode") else None, published)
-
-
-def _share(doc: Fields, breaker: Breaker) -> tuple[Fields | None, None]:
-    stored = _breaker_of(doc)
-    if stored is not None and newer(breaker, stored) is stored and stored != breaker:
-        return None, None  # another instance shared a more recent change: keep it
-    fields = {
-        "breaker_state": breaker.state.value,
-        "breaker_failures": breaker.failures,
-        "breaker_opened_at": breaker.opened_at,
-        "breaker_changed_at": breaker.changed_at,
-    }
-    return fields, None
 
 
 def _breaker_of(doc: Fields) -> Breaker | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from adapters.errors import PublishError, TransientError
-from adapters.ports import AuditRow, Claim, KeyRecord, Outgoing
-from policies.breaker import Breaker, newer
-from policies.model import Mode
+from adapters.ports import AuditRow, Change, KeyRecord, Outgoing, T
+from adapters.record_ops import RecordOperations
 from router.keys import Key
+from router.shared import EMPTY, SharedKey
 
 
 class SimulatedOutage:
@@ -33,87 +33,47 @@ class SimulatedOutage:
             raise error(f"{message} (simulated outage)")
 
 
-@dataclass
-class _KeyDoc:
-    mode: Mode | None = None
-    mode_explicit: bool = False
-    claim_state: str | None = None  # claimed | published
-    holder: str | None = None
-    lease_until: datetime | None = None
-    published_at: datetime | None = None
-    breaker: Breaker | None = None
-
-
-class MemoryStateStore(SimulatedOutage):
-    """`fail_next(n)` makes the next n writes raise `TransientError`, as a store outage would."""
+class MemoryStateStore(SimulatedOutage, RecordOperations):
+    """`fail_next(n)` makes the next n updates raise `TransientError`, as a store outage would. An update
+    completes without awaiting anything, so it is atomic on the event loop, as a conditional write is."""
 
     def __init__(self) -> None:
-        self.keys: dict[Key, _KeyDoc] = {}
-        self.documents: dict[Key, dict[str, dict[str, Any]]] = {}
+        self.keys: dict[Key, SharedKey] = {}
+        self.documents: dict[Key, dict[str, Mapping[str, Any]]] = {}
 
-    def _maybe_fail(self, operation: str) -> None:
-        self._outage(TransientError, f"state store unavailable during {operation}")
+    async def update(
+        self,
+        key: Key,
+        change: Change[T],
+        now: datetime | None,
+        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        fresh: bool = False,
+    ) -> T:
+        self._outage(TransientError, "state store unavailable during update")
+        current = self.keys.get(key, EMPTY)
+        new, answer = change(current)
+        if new is not current:
+            self.keys[key] = new
+            if new.inputs is not current.inputs:
+                self._keep_documents(key, current, new, documents or {})
+        return answer
 
-    async def pin_mode(self, key: Key, mode: Mode, explicit: bool, now: datetime) -> Mode:
-        doc = self.keys.setdefault(key, _KeyDoc())
-        if doc.mode is None or (explicit and doc.mode != mode):
-            doc.mode, doc.mode_explicit = mode, explicit
-        return doc.mode
-
-    async def record_completion(
-        self, key: Key, completion_id: str, document: Mapping[str, Any], now: datetime
-    ) -> bool:
-        self._maybe_fail("record_completion")
-        recorded = self.documents.setdefault(key, {})
-        if completion_id in recorded:
-            return False
-        recorded[completion_id] = dict(document)
-        return True
+    def _keep_documents(
+        self, key: Key, old: SharedKey, new: SharedKey, documents: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        kept = self.documents.setdefault(key, {})
+        for completion_id in new.inputs.keys() - old.inputs.keys():
+            kept[completion_id] = documents.get(completion_id, new.inputs[completion_id])
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
-        # Read-only views, not copies: this runs before every decision (Engine._sync), callers never mutate.
         return list(self.documents.get(key, {}).values())
-
-    async def claim_trigger(
-        self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float
-    ) -> Claim:
-        self._maybe_fail("claim_trigger")
-        doc = self.keys.setdefault(key, _KeyDoc())
-        if doc.claim_state == "published":
-            return Claim("published", published_at=doc.published_at, holder=doc.holder)
-        live = doc.lease_until is not None and doc.lease_until > now
-        if doc.claim_state == "claimed" and doc.holder != instance_id and live:
-            return Claim("held", lease_until=doc.lease_until, holder=doc.holder)
-        doc.claim_state, doc.holder = "claimed", instance_id
-        doc.lease_until = now + timedelta(seconds=lease_s)
-        return Claim("claimed", lease_until=doc.lease_until, holder=instance_id)
-
-    async def mark_published(self, key: Key, trigger_id: str, instance_id: str, now: datetime) -> None:
-        doc = self.keys.setdefault(key, _KeyDoc())
-        if doc.claim_state == "published":
-            return  # another holder (after our lease ran out) published the same trigger_id first
-        doc.claim_state, doc.holder, doc.published_at = "published", instance_id, now
-
-    async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
-        doc = self.keys.get(key)
-        if doc is not None and doc.claim_state == "claimed" and doc.holder == instance_id:
-            doc.claim_state, doc.holder, doc.lease_until = None, None, None
 
     async def recent(self, since: date) -> list[KeyRecord]:
         return [
-            KeyRecord(key, doc.mode, doc.published_at if doc.claim_state == "published" else None)
-            for key, doc in sorted(self.keys.items())
+            KeyRecord(key, shared.mode, shared.published_at if shared.claim_state == "published" else None)
+            for key, shared in sorted(self.keys.items())
             if key.game_date >= since
         ]
-
-    async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
-        self._maybe_fail("share_breaker")
-        doc = self.keys.setdefault(key, _KeyDoc())
-        doc.breaker = newer(breaker, doc.breaker) if doc.breaker is not None else breaker
-
-    async def shared_breaker(self, key: Key) -> Breaker | None:
-        doc = self.keys.get(key)
-        return doc.breaker if doc is not None else None
 
 
 @dataclass(frozen=True, slots=True)

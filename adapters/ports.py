@@ -6,26 +6,19 @@ Each has a real implementation (issue 3: Pub/Sub, Firestore, BigQuery) and an in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, TypeVar
 
-from policies.breaker import Breaker
 from policies.model import Mode
 from router.keys import Key
+from router.shared import Claim, SharedKey
+
+__all__ = ["AuditRow", "AuditSink", "Change", "Claim", "KeyRecord", "Outgoing", "Publisher", "StateStore"]
 
 AuditRow = Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Answer of `StateStore.claim_trigger`."""
-
-    outcome: Literal["claimed", "published", "held"]
-    lease_until: datetime | None = None
-    published_at: datetime | None = None
-    holder: str | None = None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,45 +30,43 @@ class KeyRecord:
     published_at: datetime | None
 
 
+# A change to a key's shared record: the new record and an answer. Pure: a store may run it more than once.
+Change = Callable[[SharedKey], tuple[SharedKey, T]]
+
+
 class StateStore(Protocol):
-    """Shared state across instances: recorded completions, pinned modes, trigger claims."""
+    """Shared state across instances: one record per key (`router.shared.SharedKey`: recorded inputs, pinned
+    mode, trigger claim, breaker) plus each completion's own document.
 
-    async def pin_mode(self, key: Key, mode: Mode, explicit: bool, now: datetime) -> Mode:
-        """Pin `mode` unless one is pinned already (an explicit mode overrides). Returns the pinned mode."""
-        ...
+    `update` is the one way to change a record, and it is atomic: read (or reuse the copy this instance
+    last wrote or read), apply `change`, write if it changed anything — conditional on nobody having written
+    since; otherwise apply `change` again to the newer record. So an update decided on a record that every
+    instance's earlier writes are in. The protocol steps (pin, record, claim, mark, release, share) are the
+    pure functions of `router.shared`, for both stores alike; `adapters.record_ops` offers them one by one.
+    """
 
-    async def record_completion(
-        self, key: Key, completion_id: str, document: Mapping[str, Any], now: datetime
-    ) -> bool:
-        """Create-if-absent. True when this call created it; False for a redelivery."""
-        ...
-
-    async def claim_trigger(
-        self, key: Key, trigger_id: str, instance_id: str, now: datetime, lease_s: float
-    ) -> Claim:
-        """Claim the right to publish `trigger_id`, or learn that it is published or held by a live lease."""
+    async def update(
+        self,
+        key: Key,
+        change: Change[T],
+        now: datetime | None,
+        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        fresh: bool = False,
+    ) -> T:
+        """Apply `change` atomically (see above) and return its answer. `documents`: full completion
+        documents by completion id, each written with the record when the change adds that id to `inputs`.
+        `now` sets the record's expiry (None: keep it). `fresh`: read the record even when this instance
+        knows a recent copy (a decision that writes nothing, like a timer's, must see others' inputs).
+        Raises `TransientError` when the store is unavailable, `PermanentInputError` when a document can
+        never be stored."""
         ...
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
         """Every completion document recorded for `key` (any instance), in no particular order."""
         ...
 
-    async def mark_published(self, key: Key, trigger_id: str, instance_id: str, now: datetime) -> None: ...
-
-    async def release_claim(self, key: Key, trigger_id: str, instance_id: str) -> None:
-        """Give the claim back after a failed publish so the key stays retriable (by anyone)."""
-        ...
-
     async def recent(self, since: date) -> list[KeyRecord]:
         """Every key with a game date on or after `since` (its pinned mode and publish time)."""
-        ...
-
-    async def share_breaker(self, key: Key, breaker: Breaker, now: datetime) -> None:
-        """Store the key's breaker (last writer wins; readers keep the most recently changed one)."""
-        ...
-
-    async def shared_breaker(self, key: Key) -> Breaker | None:
-        """The breaker as last shared, or None."""
         ...
 
 

@@ -1,13 +1,25 @@
-"""Holds the alert windows for the pure rate limiter in `policies.alert_limit`."""
+"""Alerts, status announcements and dead letters: what the engine tells the outside world besides triggers.
+
+`AlertGate` holds the windows of the pure rate limiter (`policies.alert_limit`); `Notifier` sends what
+passes, each with its audit row. An alert or status that cannot be sent must not stop routing (it stays in
+the audit log); a dead letter that cannot be sent must (the message is nacked and comes back, never lost).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
+from adapters.errors import PublishError
+from adapters.ports import AuditRow, AuditSink, Publisher
+from ops import audit_rows
 from policies import alert_limit
 from policies.model import AlertLimitSpec
-from router.effects import RaiseAlert, Severity
+from router.effects import RaiseAlert, Severity, TransitionEnded
+
+log = logging.getLogger("cascade.engine")
 
 
 class AlertGate:
@@ -29,6 +41,79 @@ class AlertGate:
 
     def next_flush_at(self, spec: AlertLimitSpec) -> datetime | None:
         return alert_limit.next_flush_at(self._windows, spec)
+
+
+class Notifier:
+    def __init__(
+        self,
+        publisher: Publisher,
+        audit: AuditSink,
+        alert_topic: str,
+        status_topic: str | None,
+        dead_letter_topic: str,
+    ) -> None:
+        self._publisher = publisher
+        self._audit = audit
+        self._alert_topic = alert_topic
+        self._status_topic = status_topic
+        self._dead_letter_topic = dead_letter_topic
+        self.gate = AlertGate()
+
+    async def alert(
+        self, effect: RaiseAlert, now: datetime, spec: AlertLimitSpec, rows: list[AuditRow]
+    ) -> None:
+        """Send `effect` if the rate limit lets it through (its row joins `rows`)."""
+        await self.flush_summaries(now, spec)
+        if not self.gate.admit(effect.signature, now, spec):
+            return
+        row = audit_rows.alert_row(now, effect)
+        rows.append(row)
+        await self._send_alert(row)
+
+    async def flush_summaries(self, now: datetime, spec: AlertLimitSpec) -> None:
+        rows = [audit_rows.alert_row(now, s) for s in self.gate.summaries(now, spec)]
+        for row in rows:
+            await self._send_alert(row)
+        if rows:
+            await self._audit.write(rows)
+
+    async def ended(self, effect: TransitionEnded, rows: list[AuditRow]) -> None:
+        """How a key ended: a phase-log row, announced on the status topic."""
+        row = audit_rows.phase_row(effect)
+        rows.append(row)
+        if self._status_topic is not None:
+            await self._best_effort(self._status_topic, row, {"outcome": effect.outcome})
+
+    async def dead_letter(
+        self,
+        topic: str,
+        message_id: str,
+        data: bytes,
+        attributes: Mapping[str, str],
+        reason: str,
+        now: datetime,
+    ) -> None:
+        letter_attributes = {
+            **attributes,
+            "source_topic": topic,
+            "message_id": message_id,
+            "reason": reason[:1024],
+        }
+        # A failed dead-letter publish propagates: the message is nacked and redelivered, never lost.
+        await self._publisher.publish(self._dead_letter_topic, data, letter_attributes)
+        await self._audit.write([audit_rows.dead_letter_row(now, topic, message_id, reason)])
+
+    async def _send_alert(self, row: Mapping[str, Any]) -> None:
+        level = logging.CRITICAL if row["severity"] == "CRITICAL" else logging.WARNING
+        fields = {"game_date": row["game_date"], "transition": row["transition"], "alert": row["alert"]}
+        log.log(level, "alert %s: %s", row["alert"], row["message"], extra=fields)
+        await self._best_effort(self._alert_topic, row, {"alert": row["alert"]})
+
+    async def _best_effort(self, topic: str, row: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
+        try:
+            await self._publisher.publish(topic, audit_rows.encode(row), attributes)
+        except PublishError as exc:
+            log.warning("%s not sent to %s (kept in the audit log): %s", row["kind"], topic, exc)
 
 
 def _summary_alert(summary: alert_limit.Summary, spec: AlertLimitSpec) -> RaiseAlert:

@@ -117,7 +117,7 @@ async def replay(
         publisher,
         audit,
         clock,
-        EngineConfig(instance_id="replay", merge_shared_state=False),
+        EngineConfig(instance_id="replay"),
     )
     outcomes: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
     with _frozen_history():

@@ -142,3 +142,12 @@ Effect = (
     | ShareBreaker
     | DuplicateIgnored
 )
+
+# Where each effect is carried out — the one place that says so:
+# - durable: folded into the key's shared record, in the same store write as the decision
+#   (`router.shared_step`), so nothing is acted on before it is recorded;
+# - outbound: sent to the outside world once that write landed (`ops.engine`);
+# - local: this process only (audit rows, timers, follow-up events, counts).
+DURABLE = (RecordCompletion, PinMode, ShareBreaker)
+OUTBOUND = (PublishTrigger, RaiseAlert, TransitionEnded)
+LOCAL = (EmitDecision, SetTimer, OpenDownstream, DuplicateIgnored)

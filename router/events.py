@@ -33,6 +33,8 @@ class Synced:
     completions: tuple[CompletionArrived, ...]
     # The breaker as another instance last shared it; the most recently changed one wins.
     breaker: Breaker | None = None
+    # The mode pinned in the shared record: the first pin (or a later explicit one) wins over a local guess.
+    mode: Mode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +89,6 @@ class OpenedByUpstream:
 
 
 @dataclass(frozen=True, slots=True)
-class ModeAdopted:
-    """The shared store already pinned another mode for this key (another instance saw it first)."""
-
-    mode: Mode
-
-
-@dataclass(frozen=True, slots=True)
 class ResetBreaker:
     operator: str
 
@@ -114,7 +109,6 @@ Event = (
     | AlreadyPublished
     | ClaimHeldElsewhere
     | OpenedByUpstream
-    | ModeAdopted
     | ResetBreaker
     | ForceTrigger
 )

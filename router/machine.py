@@ -89,8 +89,6 @@ def _dispatch(
             return on_publish_failed(state, event, now, policy, out)
         case ev.ClaimHeldElsewhere():
             return on_claim_held(state, event)
-        case ev.ModeAdopted():
-            return state if state.settled else state.evolve(mode=event.mode)
         case ev.ResetBreaker():
             return _on_reset(state, now, policy, out)
         case ev.ForceTrigger():
@@ -157,9 +155,13 @@ def _on_synced(
     state: DateState | None, key: Key, event: ev.Synced, now: datetime, policy: Policy, out: list[Effect]
 ) -> DateState:
     if state is None:
-        # The instance that saw the first message pinned the mode in the store; PinMode adopts it from there.
-        mode = detect_mode(key.game_date, now, ModeHints(), policy.timezone, policy.overnight_cutover)
+        # Opened elsewhere: the instance that saw the first message pinned the mode in the shared record.
+        mode = event.mode or detect_mode(
+            key.game_date, now, ModeHints(), policy.timezone, policy.overnight_cutover
+        )
         state = _open(key, mode, now, policy, out)
+    elif event.mode is not None and event.mode != state.mode and not state.settled:
+        state = state.evolve(mode=event.mode)  # pinned elsewhere first (or explicitly): the shared pin wins
     for arrived in event.completions:
         if arrived.message_id not in state.seen:
             state = _remember(state, arrived, now, policy, out, received_here=False)

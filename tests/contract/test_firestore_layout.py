@@ -57,6 +57,11 @@ async def test_state_document_is_one_per_key_and_every_write_sets_expire_at(
         "trigger_id": TRIGGER,
         "lease_until": None,
         "published_at": published_at,
+        "breaker_state": None,
+        "breaker_failures": 0,
+        "breaker_opened_at": None,
+        "breaker_changed_at": None,
+        "inputs": {},
         "expire_at": published_at + TTL,
     }
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,9 @@ from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.replay import advance
 from policies.model import Mode, Policy
+from router import events as ev
 from router.keys import Key
+from router.shared import EMPTY, SharedKey
 from router.state import Phase
 from tests.support.builders import (
     PHASE2_CLASSES,
@@ -27,6 +31,27 @@ from tests.support.builders import (
 
 NIGHT = utc("2025-12-31T06:00")
 PHASE2 = key("phase2_to_phase3", "2025-12-30")
+
+
+class RacingStore:
+    """A store on which another instance writes between this one's read and its write, once."""
+
+    def __init__(self, store: MemoryStateStore, meanwhile: Callable[[], Awaitable[object]]) -> None:
+        self.store, self.meanwhile, self.stale_inputs = store, meanwhile, -1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def update(
+        self, key: Key, change: Any, now: Any, documents: Any = None, fresh: bool = False
+    ) -> Any:
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            stale: SharedKey = self.store.keys.get(key, EMPTY)
+            self.stale_inputs = len(stale.inputs)
+            change(stale)  # decided on what it read ...
+            await meanwhile()  # ... while the other instance wrote: the conditional write is refused
+        return await self.store.update(key, change, now, documents, fresh)
 
 
 class Rig:
@@ -97,50 +122,50 @@ async def test_failed_publish_releases_the_claim_and_the_retry_publishes_the_sam
     assert [a["alert"] for a in rig.rows("alert")] == ["publish_failed"]
 
 
-async def test_a_store_outage_while_claiming_is_a_failed_publish_not_a_stuck_date(policy: Policy) -> None:
+async def test_a_store_outage_on_the_last_input_nacks_it_and_the_redelivery_triggers(policy: Policy) -> None:
     rig = Rig(policy)
     await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[:-1], "phase_2_raw")
-    original = rig.store.claim_trigger
-    calls = {"n": 0}
-
-    async def flaky_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise TransientError("deadline exceeded")
-        return await original(*args, **kwargs)
-
-    rig.store.claim_trigger = flaky_claim  # type: ignore[method-assign]
-    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[-1:], "phase_2_raw")
-    assert rig.engine.states[PHASE2].phase is Phase.COLLECTING
-    await rig.advance(NIGHT + timedelta(minutes=1))
+    rig.store.fail_next(1)
+    with pytest.raises(TransientError):
+        await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[-1:], "phase_2_raw")
     assert (
-        rig.engine.states[PHASE2].phase is Phase.TRIGGERED
-        and len(rig.publisher.on("nba-phase3-trigger")) == 1
+        rig.engine.states[PHASE2].phase is Phase.COLLECTING and rig.publisher.on("nba-phase3-trigger") == []
     )
+    rig._n -= 1  # Pub/Sub redelivers the same message
+    assert await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[-1:], "phase_2_raw") == [Delivery.ROUTED]
+    assert rig.engine.states[PHASE2].phase is Phase.TRIGGERED
+    assert len(rig.publisher.on("nba-phase3-trigger")) == 1
 
 
-async def test_partial_multi_message_publish_is_repeated_whole_with_the_same_trigger_id(
+async def test_a_store_outage_when_a_timer_decides_to_publish_is_a_failed_publish_then_retried(
     policy: Policy,
 ) -> None:
     rig = Rig(policy)
+    await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[:-1], "phase_2_raw")
+    rig.store.fail_next(1)
+    await rig.engine.submit(PHASE2, ev.ForceTrigger("ops", "gamebook is late"))
+    state = rig.engine.states[PHASE2]
+    assert state.phase is Phase.COLLECTING and state.retry_at is not None  # not stuck in "publishing"
+    assert [a["alert"] for a in rig.rows("alert")] == ["publish_failed"]
+    await rig.advance(state.retry_at)
+    [sent] = rig.publisher.on("nba-phase3-trigger")
+    assert sent.attributes["source"] == "manual"
+    assert rig.store.keys[PHASE2].claim_state == "published"
+
+
+async def test_a_failed_batch_publish_is_repeated_whole_with_the_same_trigger_id(policy: Policy) -> None:
+    rig = Rig(policy)
     await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw")
-    original = rig.publisher.publish
-    sent = {"n": 0}
-
-    async def outage_after_two(topic, data, attributes, ordering_key=None):  # type: ignore[no-untyped-def]
-        if topic == "nba-phase4-trigger":
-            sent["n"] += 1
-            if sent["n"] == 3:
-                raise PublishError("connection reset")
-        return await original(topic, data, attributes, ordering_key)
-
-    rig.publisher.publish = outage_after_two  # type: ignore[method-assign]
+    rig.publisher.fail_next(1)
     await rig.send(PHASE3_TOPIC, PHASE3_CLASSES, "phase_3_analytics", at=NIGHT + timedelta(minutes=30))
+    assert rig.publisher.on("nba-phase4-trigger") == []  # one request for the five messages: none went out
     await rig.advance(NIGHT + timedelta(minutes=31))
     phase4 = rig.publisher.on("nba-phase4-trigger")
-    # At-least-once: two messages went out twice, every copy carries the one trigger_id.
-    assert len(phase4) == 2 + 5
+    assert len(phase4) == 5
     assert {m.attributes["trigger_id"] for m in phase4} == {key("phase3_to_phase4", "2025-12-30").trigger_id}
+    assert (
+        len({m.attributes["source_table"] if "source_table" in m.attributes else m.data for m in phase4}) == 5
+    )
     audited = [r for r in rig.rows("trigger") if r["transition"] == "phase3_to_phase4"]
     assert len(audited) == 5  # the audit records the confirmed publish only
 
@@ -277,19 +302,24 @@ async def test_instances_that_each_receive_part_of_a_dates_messages_trigger_it_o
     assert first.engine.states[PHASE2].phase is Phase.TRIGGERED
 
 
-async def test_a_store_read_failure_before_deciding_nacks_the_message(policy: Policy) -> None:
-    rig = Rig(policy)
-    original = rig.store.completions
-
-    async def unavailable(key: Key) -> list:  # type: ignore[type-arg]
-        raise TransientError("deadline exceeded")
-
-    rig.store.completions = unavailable  # type: ignore[method-assign]
-    body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-30", "2025-12-31T06:00:00Z"))
-    with pytest.raises(TransientError):
-        await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {})
-    rig.store.completions = original  # type: ignore[method-assign]
-    assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", body.encode(), {}) is Delivery.ROUTED
+async def test_the_instance_recording_the_last_input_sees_every_earlier_one_even_if_it_read_before(
+    policy: Policy,
+) -> None:
+    """The race of issue 7: each instance read the key before the other's write. The write of the one that
+    lands second is refused (the record changed), so it decides again on the record with both inputs."""
+    store = MemoryStateStore()
+    first, second = Rig(policy, store, "a"), Rig(policy, store, "b")
+    await first.send(PHASE2_TOPIC, PHASE2_CLASSES[:3], "phase_2_raw")
+    raced = RacingStore(store, lambda: first.send(PHASE2_TOPIC, PHASE2_CLASSES[3:4], "phase_2_raw"))
+    second.engine = Engine(
+        lambda: policy, raced, second.publisher, second.audit, second.clock, EngineConfig("b")
+    )
+    await second.send(PHASE2_TOPIC, PHASE2_CLASSES[4:], "phase_2_raw")
+    assert first.publisher.on("nba-phase3-trigger") == []
+    [sent] = second.publisher.on("nba-phase3-trigger")
+    assert sent.attributes["trigger_id"] == PHASE2.trigger_id
+    # It first decided on the record it read (three inputs), then again on the one with all five.
+    assert raced.stale_inputs == 3 and len(second.engine.states[PHASE2].reports) == 5
 
 
 async def test_a_breaker_opened_by_one_instance_is_adopted_by_the_other(policy: Policy) -> None:

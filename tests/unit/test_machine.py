@@ -254,11 +254,17 @@ def test_explicit_mode_in_a_later_message_overrides_the_pin(policy: Policy) -> N
     assert PinMode(PHASE2, Mode.SAME_DAY, True) in effects
 
 
-def test_mode_adopted_from_the_shared_store_replaces_the_local_guess(policy: Policy) -> None:
+def test_mode_pinned_in_the_shared_record_replaces_the_local_guess(policy: Policy) -> None:
     d = Driver(policy)
     d.feed(arrived("odds_game_lines", NIGHT), NIGHT)
-    d.feed(ev.ModeAdopted(Mode.MANUAL), NIGHT)
+    d.feed(ev.Synced((), mode=Mode.MANUAL), NIGHT)
     assert d.s.mode is Mode.MANUAL
+
+
+def test_a_key_opened_elsewhere_opens_here_in_the_shared_mode(policy: Policy) -> None:
+    d = Driver(policy)
+    d.feed(ev.Synced((), mode=Mode.TOMORROW), NIGHT)
+    assert d.s.mode is Mode.TOMORROW
 
 
 def test_backfill_records_and_evaluates_but_never_cascades(policy: Policy) -> None:
