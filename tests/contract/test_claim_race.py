@@ -228,12 +228,12 @@ async def test_three_engines_each_handed_a_last_input_at_once_trigger_immediatel
         await instances[1].engine.deliver(PHASE2_TOPIC, f"{game_date}-early-1", bodies[1], {})
         start = asyncio.Event()
 
-        async def last_input(instance: Instance, body: bytes, message_id: str) -> None:
+        async def last_input(instance: Instance, body: bytes, message_id: str, start: asyncio.Event) -> None:
             await start.wait()
             await instance.engine.deliver(PHASE2_TOPIC, message_id, body, {})
 
         racers = [
-            last_input(instance, body, f"{game_date}-last-{n}")
+            last_input(instance, body, f"{game_date}-last-{n}", start)
             for n, (instance, body) in enumerate(zip(instances, bodies[2:], strict=True))
         ]
         gathered = asyncio.gather(*racers)
