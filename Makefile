@@ -22,6 +22,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy router policies adapters ops
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
