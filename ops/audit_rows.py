@@ -37,7 +37,7 @@ def decision_row(at: datetime, effect: EmitDecision) -> dict[str, Any]:
         "quality_score": result.quality_score,
         "missing": list(result.missing),
         "reasons": list(result.reasons),
-        "cause": effect.trigger,
+        "cause": effect.cause,
         "stale": list(result.stale),
         "coverage": _coverage(result),
     }

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from policies.breaker import Breaker
 from policies.decision import CheckResult
@@ -27,6 +27,12 @@ class Source(StrEnum):
     FALLBACK = "fallback"
     SELF_HEAL = "self_heal"
     MANUAL = "manual"
+
+
+# What caused an evaluation: a message, a timer, an operator's command.
+Cause = Literal["event", "timer", "operator"]
+# How a (game_date, transition) ended.
+Outcome = Literal["triggered", "triggered_degraded", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +59,7 @@ class EmitDecision:
     key: Key
     mode: Mode
     result: CheckResult
-    trigger: str  # what caused the evaluation: event | timer | operator
+    cause: Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +112,7 @@ class TransitionEnded:
 
     key: Key
     mode: Mode
-    outcome: str  # triggered | triggered_degraded | failed
+    outcome: Outcome
     source: Source | None
     trigger_id: str | None
     opened_at: datetime

@@ -20,6 +20,7 @@ from policies.model import Mode, Policy, Status
 from policies.modes import ModeHints, detect_mode
 from router import events as ev
 from router.effects import (
+    Cause,
     DuplicateIgnored,
     Effect,
     EmitDecision,
@@ -345,7 +346,7 @@ def _on_force(
 
 
 def _evaluate(
-    state: DateState, now: datetime, policy: Policy, out: list[Effect], cause: str
+    state: DateState, now: datetime, policy: Policy, out: list[Effect], cause: Cause
 ) -> tuple[DateState, CheckResult]:
     transition = policy.transitions[state.key.transition]
     mode = policy.modes[state.mode]
@@ -359,7 +360,7 @@ def _evaluate(
 
 
 def _evaluate_and_act(
-    state: DateState, now: datetime, policy: Policy, out: list[Effect], cause: str
+    state: DateState, now: datetime, policy: Policy, out: list[Effect], cause: Cause
 ) -> DateState:
     state, result = _evaluate(state, now, policy, out, cause)
     if not policy.modes[state.mode].cascade:

@@ -17,6 +17,7 @@ from router import events as ev
 from router.effects import (
     Effect,
     OpenDownstream,
+    Outcome,
     PublishTrigger,
     RaiseAlert,
     Severity,
@@ -61,7 +62,7 @@ def on_published(
     state = state.evolve(
         phase=phase, published=published, breaker=breakers.record_success(state.breaker, published_at)
     )
-    out.append(ended(state, phase.value, published_at))
+    out.append(ended(state, "triggered_degraded" if attempt.degraded else "triggered", published_at))
     _open_next(state, policy, out)
     return state
 
@@ -119,7 +120,7 @@ def _open_next(state: DateState, policy: Policy, out: list[Effect]) -> None:
         out.append(OpenDownstream(nxt, state.mode, state.correlation_id))
 
 
-def ended(state: DateState, outcome: str, at: datetime) -> TransitionEnded:
+def ended(state: DateState, outcome: Outcome, at: datetime) -> TransitionEnded:
     result = state.last
     return TransitionEnded(
         key=state.key,

@@ -85,7 +85,7 @@ def test_first_completion_opens_the_key_pins_mode_records_and_waits(policy: Poli
     assert of(effects, PinMode) == [PinMode(PHASE2, Mode.OVERNIGHT, False)]
     assert len(of(effects, RecordCompletion)) == 1
     [decision] = of(effects, EmitDecision)
-    assert decision.result.decision is Decision.WAIT and decision.trigger == "event"
+    assert decision.result.decision is Decision.WAIT and decision.cause == "event"
     [timer] = of(effects, SetTimer)
     assert timer.at == NIGHT + timedelta(seconds=policy.modes[Mode.OVERNIGHT].recheck_every_s or 0)
 
@@ -229,7 +229,7 @@ def test_operator_reset_closes_the_breaker_and_re_evaluates(policy: Policy) -> N
     effects = d.feed(ev.ResetBreaker("oncall"), NIGHT + timedelta(minutes=6))
     assert d.s.breaker.state is BreakerState.CLOSED
     [decision] = of(effects, EmitDecision)
-    assert decision.trigger == "operator" and d.s.phase is Phase.FAILED
+    assert decision.cause == "operator" and d.s.phase is Phase.FAILED
 
 
 # --- modes ----------------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_recheck_runs_on_the_mode_cadence_without_messages(policy: Policy) -> No
     assert wake == NIGHT + timedelta(minutes=10)
     effects = d.tick(wake)
     [decision] = of(effects, EmitDecision)
-    assert decision.trigger == "timer" and d.s.wake_at == wake + timedelta(minutes=10)
+    assert decision.cause == "timer" and d.s.wake_at == wake + timedelta(minutes=10)
 
 
 def test_fallback_deadline_without_critical_inputs_alerts_and_keeps_waiting(policy: Policy) -> None:
