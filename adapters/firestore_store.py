@@ -9,14 +9,14 @@ Layout:
                                                              transition, game_date, expire_at
     {collection}/{transition}_{game_date}/completions/{id}   one recorded completion, with its message body
 
-`update` is one conditional write (a batch commit: the record, plus the completion documents the change
-added). It is conditional on the record's `update_time` as this instance last saw it (or on its absence);
-when another instance wrote in between, Firestore refuses the write, and the change is decided again on a
-fresh read. No transaction: the emulator's transactions on one contended document time out after 2 s each,
-while a refused conditional write costs one more read. The copy this instance last wrote or read is kept
-(bounded, most recently used), so an uncontended update costs one RPC (the commit); an unknown key is
-assumed absent and created; a change that writes nothing is checked against a fresh read before it is
-believed. Callers that decide without writing pass `fresh=True`.
+`update` is one conditional write: a batch commit of the record, plus a document for each completion the
+change added (its summary and its message body). It is conditional on the record's `update_time` as this
+instance last saw it (or on its absence); when another instance wrote in between, Firestore refuses the
+write, and the change is decided again on a fresh read. No transaction: the emulator's transactions on one
+contended document time out after 2 s each, while a refused conditional write costs one more read. The copy
+this instance last wrote or read is kept (bounded, most recently used), so an uncontended update costs one
+RPC (the commit); an unknown key is assumed absent and created; a change that writes nothing is checked
+against a fresh read before it is believed. Callers that decide without writing pass `fresh=True`.
 
 A completion lives in the record's `inputs` as a summary (so one read shows every instance's inputs) and in
 its own document with the body as published. A record is bounded by Firestore's 1 MiB per document: at ~400
@@ -58,6 +58,7 @@ from adapters.record_ops import RecordOperations
 from policies.breaker import Breaker, BreakerState
 from policies.model import Mode
 from router.keys import Key
+from router.records import completion_document
 from router.shared import EMPTY, ClaimState, SharedKey
 
 Fields = dict[str, Any]
@@ -123,7 +124,7 @@ class FirestoreStateStore(RecordOperations):
         key: Key,
         change: Change[T],
         now: datetime | None,
-        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        bodies: Mapping[str, str] | None = None,
         fresh: bool = False,
     ) -> T:
         async with self._guard("update", key):
@@ -139,7 +140,7 @@ class FirestoreStateStore(RecordOperations):
                     self._remember(key, await self._read(key))
                     continue
                 try:
-                    self._remember(key, await self._write(key, seen, new, documents or {}, now))
+                    self._remember(key, await self._write(key, seen, new, bodies or {}, now))
                     return answer
                 except _CONFLICT:
                     # Another instance wrote since: decide again on what it wrote.
@@ -171,13 +172,13 @@ class FirestoreStateStore(RecordOperations):
         key: Key,
         seen: _Version,
         new: SharedKey,
-        documents: Mapping[str, Mapping[str, Any]],
+        bodies: Mapping[str, str],
         now: datetime | None,
     ) -> _Version:
         """One batch: the record (created, or updated if unchanged since `seen`) and new completions."""
         expiry = self._expiry(now) if now is not None else {}
         try:
-            batch = self._batch(key, seen, new, documents, expiry)
+            batch = self._batch(key, seen, new, bodies, expiry)
             results = await batch.commit(timeout=self._timeout_s)
         except (gexc.InvalidArgument, ValueError) as exc:
             # Values Firestore cannot hold (an array in an array, an empty or reserved field name, an int
@@ -190,7 +191,7 @@ class FirestoreStateStore(RecordOperations):
         key: Key,
         seen: _Version,
         new: SharedKey,
-        documents: Mapping[str, Mapping[str, Any]],
+        bodies: Mapping[str, str],
         expiry: Fields,
     ) -> AsyncWriteBatch:
         batch = self._client.batch()
@@ -202,7 +203,7 @@ class FirestoreStateStore(RecordOperations):
             condition = self._client.write_option(last_update_time=seen.update_time)
             batch.update(ref, {**changed_fields(seen.shared, new), **expiry}, option=condition)
         for completion_id in new.inputs.keys() - seen.shared.inputs.keys():
-            document = documents.get(completion_id, new.inputs[completion_id])
+            document = completion_document(new.inputs[completion_id], bodies.get(completion_id))
             batch.set(self.completion_ref(key, completion_id), {**document, **expiry})
         return batch
 

@@ -16,6 +16,7 @@ from adapters.errors import PublishError, TransientError
 from adapters.ports import AuditRow, Change, KeyRecord, Outgoing, T
 from adapters.record_ops import RecordOperations
 from router.keys import Key
+from router.records import completion_document
 from router.shared import EMPTY, SharedKey
 
 
@@ -46,7 +47,7 @@ class MemoryStateStore(SimulatedOutage, RecordOperations):
         key: Key,
         change: Change[T],
         now: datetime | None,
-        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        bodies: Mapping[str, str] | None = None,
         fresh: bool = False,
     ) -> T:
         self._outage(TransientError, "state store unavailable during update")
@@ -55,15 +56,13 @@ class MemoryStateStore(SimulatedOutage, RecordOperations):
         if new is not current:
             self.keys[key] = new
             if new.inputs is not current.inputs:
-                self._keep_documents(key, current, new, documents or {})
+                self._keep_documents(key, current, new, bodies or {})
         return answer
 
-    def _keep_documents(
-        self, key: Key, old: SharedKey, new: SharedKey, documents: Mapping[str, Mapping[str, Any]]
-    ) -> None:
+    def _keep_documents(self, key: Key, old: SharedKey, new: SharedKey, bodies: Mapping[str, str]) -> None:
         kept = self.documents.setdefault(key, {})
         for completion_id in new.inputs.keys() - old.inputs.keys():
-            kept[completion_id] = documents.get(completion_id, new.inputs[completion_id])
+            kept[completion_id] = completion_document(new.inputs[completion_id], bodies.get(completion_id))
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
         return list(self.documents.get(key, {}).values())

@@ -50,11 +50,11 @@ class StateStore(Protocol):
         key: Key,
         change: Change[T],
         now: datetime | None,
-        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        bodies: Mapping[str, str] | None = None,
         fresh: bool = False,
     ) -> T:
-        """Apply `change` atomically (see above) and return its answer. `documents`: full completion
-        documents by completion id, each written with the record when the change adds that id to `inputs`.
+        """Apply `change` atomically (see above) and return its answer. A completion the change adds to
+        `inputs` also gets its own document: its summary plus its message body from `bodies` (by id).
         `now` sets the record's expiry (None: keep it). `fresh`: read the record even when this instance
         knows a recent copy (a decision that writes nothing, like a timer's, must see others' inputs).
         Raises `TransientError` when the store is unavailable, `PermanentInputError` when a document can

@@ -27,7 +27,7 @@ class RecordOperations(ABC):
         key: Key,
         change: Change[T],
         now: datetime | None,
-        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        bodies: Mapping[str, str] | None = None,
         fresh: bool = False,
     ) -> T:
         """See `StateStore.update`."""
@@ -40,8 +40,9 @@ class RecordOperations(ABC):
     ) -> bool:
         """Create-if-absent. True when this call recorded it; False for a redelivery."""
         brief = {name: value for name, value in document.items() if name != MESSAGE_JSON}
+        bodies = {completion_id: document[MESSAGE_JSON]} if MESSAGE_JSON in document else None
         return await self.update(
-            key, lambda shared: records.record(shared, completion_id, brief), now, {completion_id: document}
+            key, lambda shared: records.record(shared, completion_id, brief), now, bodies
         )
 
     async def claim_trigger(

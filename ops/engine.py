@@ -48,7 +48,7 @@ from router.effects import (
 from router.intake import Rejected, accept
 from router.keys import Key
 from router.machine import step
-from router.records import document_of
+from router.records import body_of
 from router.shared import SharedKey
 from router.shared_step import Decided, Identity, decide
 from router.state import DateState
@@ -179,9 +179,9 @@ class Engine:
         def change(shared: SharedKey) -> tuple[SharedKey, Decided]:
             return decide(shared, state, key, event, now, policy, self._who)
 
-        documents = dict([document_of(key, event)]) if isinstance(event, ev.CompletionArrived) else None
+        bodies = dict([body_of(event)]) if isinstance(event, ev.CompletionArrived) else None
         try:
-            decided = await self._store.update(key, change, now, documents, isinstance(event, READ_FRESH))
+            decided = await self._store.update(key, change, now, bodies, isinstance(event, READ_FRESH))
         except TransientError as exc:
             if isinstance(event, ev.CompletionArrived):
                 raise  # nack: decide on this message once the store answers again

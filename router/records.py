@@ -17,7 +17,6 @@ from policies.modes import ModeHints
 from policies.reports import Report
 from router.effects import RecordCompletion
 from router.events import CompletionArrived
-from router.keys import Key
 
 # Every Report field but `processor`, which is recorded as the canonical name (None when unknown).
 _REPORT_FIELDS = tuple(f.name for f in fields(Report) if f.name != "processor")
@@ -26,15 +25,12 @@ MESSAGE_JSON = "message_json"
 
 
 def completion_id(effect: RecordCompletion) -> str:
-    return f"{effect.processor or 'unknown'}__{effect.message_id}"
+    return f"{effect.processor or 'unknown'}__{effect.message_id}"  # as `body_of`
 
 
-def document_of(key: Key, event: CompletionArrived) -> tuple[str, dict[str, Any]]:
-    """The completion id and document the machine records for `event` (its `RecordCompletion`)."""
-    effect = RecordCompletion(
-        key, event.message_id, event.processor, event.raw_name, event.report, event.original
-    )
-    return completion_id(effect), to_document(effect)
+def body_of(event: CompletionArrived) -> tuple[str, str]:
+    """The completion id the machine records `event` under, and its body as published."""
+    return f"{event.processor or 'unknown'}__{event.message_id}", event.original
 
 
 def summary(effect: RecordCompletion) -> dict[str, Any]:
@@ -52,10 +48,10 @@ def summary(effect: RecordCompletion) -> dict[str, Any]:
     return document
 
 
-def to_document(effect: RecordCompletion) -> dict[str, Any]:
-    """The completion's own document: the summary plus the body as published (as JSON text, since a
-    processor's JSON may hold what Firestore cannot store: arrays in arrays, huge ints)."""
-    return {**summary(effect), MESSAGE_JSON: effect.message_json}
+def completion_document(brief: Mapping[str, Any], body: str | None) -> dict[str, Any]:
+    """A completion's own document: its summary, plus the body as published when there is one (as JSON
+    text, since a processor's JSON may hold what Firestore cannot store: arrays in arrays, huge ints)."""
+    return {**brief, MESSAGE_JSON: body} if body is not None else dict(brief)
 
 
 def from_document(document: Mapping[str, Any]) -> CompletionArrived:

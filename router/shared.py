@@ -19,7 +19,7 @@ input see every earlier one (see `router.shared_step`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -46,7 +46,7 @@ class Claim:
     holder: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `evolve` copies the instance __dict__ (replay's hot path)
 class SharedKey:
     mode: Mode | None = None
     mode_explicit: bool = False
@@ -60,20 +60,27 @@ class SharedKey:
     # stays in the completion's own document. A compact summary, so one read shows every instance's inputs.
     inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
+    def evolve(self, **changes: Any) -> SharedKey:
+        """A copy with `changes` applied, ~10x faster than `dataclasses.replace` (see `DateState.evolve`)."""
+        new = object.__new__(SharedKey)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
 
 EMPTY = SharedKey()
 
 
 def pin(shared: SharedKey, mode: Mode, explicit: bool) -> tuple[SharedKey, Mode]:
     if shared.mode is None or (explicit and shared.mode != mode):
-        return replace(shared, mode=mode, mode_explicit=explicit), mode
+        return shared.evolve(mode=mode, mode_explicit=explicit), mode
     return shared, shared.mode
 
 
 def record(shared: SharedKey, completion_id: str, document: Mapping[str, Any]) -> tuple[SharedKey, bool]:
     if completion_id in shared.inputs:
         return shared, False  # a redelivery, or our own earlier attempt whose answer was lost
-    return replace(shared, inputs={**shared.inputs, completion_id: document}), True
+    return shared.evolve(inputs={**shared.inputs, completion_id: document}), True
 
 
 def claim(
@@ -85,8 +92,7 @@ def claim(
     if shared.claim_state is ClaimState.CLAIMED and shared.holder != instance_id and live:
         return shared, Claim("held", lease_until=shared.lease_until, holder=shared.holder)
     lease_until = now + timedelta(seconds=lease_s)
-    claimed = replace(
-        shared,
+    claimed = shared.evolve(
         claim_state=ClaimState.CLAIMED,
         holder=instance_id,
         trigger_id=trigger_id,
@@ -98,18 +104,18 @@ def claim(
 def mark(shared: SharedKey, trigger_id: str, instance_id: str, now: datetime) -> SharedKey:
     if shared.claim_state is ClaimState.PUBLISHED:
         return shared  # another holder (after our lease ran out) published the same trigger_id first
-    return replace(
-        shared, claim_state=ClaimState.PUBLISHED, holder=instance_id, trigger_id=trigger_id, published_at=now
+    return shared.evolve(
+        claim_state=ClaimState.PUBLISHED, holder=instance_id, trigger_id=trigger_id, published_at=now
     )
 
 
 def release(shared: SharedKey, instance_id: str) -> SharedKey:
     if shared.claim_state is ClaimState.CLAIMED and shared.holder == instance_id:
-        return replace(shared, claim_state=None, holder=None, lease_until=None)
+        return shared.evolve(claim_state=None, holder=None, lease_until=None)
     return shared  # published, never claimed, or claimed by someone else since our lease ran out
 
 
 def share(shared: SharedKey, breaker: Breaker) -> SharedKey:
     if shared.breaker is not None and newer(breaker, shared.breaker) is shared.breaker:
         return shared  # another instance shared a more recent change: keep it
-    return replace(shared, breaker=breaker)
+    return shared.evolve(breaker=breaker)
