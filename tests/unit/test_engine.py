@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from adapters.clock import VirtualClock
@@ -397,3 +399,37 @@ async def test_each_transition_outcome_is_announced_on_the_status_topic(policy: 
         ("phase3_to_phase4", "failed"),
     ]
     assert statuses[0]["trigger_id"] == PHASE2.trigger_id
+
+
+class YieldingStore:
+    """The memory store, but every update lets other tasks run first, as a network round trip does."""
+
+    def __init__(self, store: MemoryStateStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def update(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        return await self.store.update(*args, **kwargs)
+
+
+async def test_concurrent_deliveries_each_report_their_own_outcome(policy: Policy) -> None:
+    """A duplicate on one date while a new message arrives on another: each delivery's outcome comes from
+    the step that decided it, not from a shared counter read around an await."""
+    rig = Rig(policy)
+    rig.engine = Engine(lambda: policy, YieldingStore(rig.store), rig.publisher, rig.audit, rig.clock)
+    ts = "2025-12-31T06:00:00Z"
+    first = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-30", ts)).encode()
+    other_date = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-29", ts)).encode()
+    assert await rig.engine.deliver(PHASE2_TOPIC, "m-1", first, {}) is Delivery.ROUTED
+    outcomes: dict[str, Delivery] = {}
+
+    async def deliver(message_id: str, body: bytes) -> None:
+        outcomes[message_id] = await rig.engine.deliver(PHASE2_TOPIC, message_id, body, {})
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(deliver, "m-1", first)  # a redelivery
+        tasks.start_soon(deliver, "m-2", other_date)  # new, on another date
+    assert outcomes == {"m-1": Delivery.DUPLICATE, "m-2": Delivery.ROUTED}
