@@ -1,9 +1,12 @@
 """The BigQuery audit sink: batched streaming inserts that never block routing and never lose a row.
 
 `write()` maps audit rows to table rows (`adapters.bigquery_schema`) and appends them to a bounded in-memory
-buffer; it never awaits BigQuery. `run()` (one long-lived task) sends the buffer every `flush_interval_s`, or
-sooner once `batch_rows` are waiting, with `tabledata.insertAll` and a deterministic `insertId` per row.
-Never per-row load jobs: they once exhausted the old system's load-job quota and blocked the pipeline.
+buffer; it never awaits BigQuery. `run()` (one long-lived task) sends with `tabledata.insertAll` and a
+deterministic `insertId` per row: each full batch (`batch_rows`) as soon as it fills, and a partial batch only
+once `flush_interval_s` has passed since its oldest row was written (`adapters.batching.due_in_s`). So under
+steady load every request carries a full batch, a quiet router still sends within the interval, and
+`flush()` (shutdown) sends everything. Never per-row load jobs: they once exhausted the old system's load-job
+quota and blocked the pipeline.
 
 Where a row can be at any moment, oldest first: the spool file, then the buffer. Order is kept by always
 sending the spool before the buffer, and by only ever moving rows from the head of the buffer to the end of
@@ -31,8 +34,9 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +45,7 @@ from typing import Any, BinaryIO
 import aiohttp
 from gcloud.aio.bigquery import Dataset, Table
 
+from adapters.batching import due_in_s
 from adapters.bigquery_schema import TABLES, InvalidAuditRow, bigquery_rows, canonical_json
 from adapters.errors import TransientError
 from adapters.ports import AuditRow
@@ -56,6 +61,7 @@ class _Row:
     seq: int  # write order; only rows taken from the buffer have one (spooled rows: 0)
     table: str
     row: Mapping[str, Any]
+    buffered_at: float = 0.0  # when write() buffered it (`now_s` clock); spooled rows: 0
 
     @property
     def insert_id(self) -> str:
@@ -93,6 +99,7 @@ class BigQueryAuditSink:
         *,
         request_timeout_s: int = 10,
         max_backoff_s: float = 60.0,
+        now_s: Callable[[], float] = time.monotonic,
     ) -> None:
         if batch_rows < 1 or max_buffer_rows < batch_rows:
             raise ValueError("need 1 <= batch_rows <= max_buffer_rows")
@@ -102,6 +109,7 @@ class BigQueryAuditSink:
         self._batch_rows, self._max_buffer_rows = batch_rows, max_buffer_rows
         self._flush_interval_s, self._max_backoff_s = flush_interval_s, max_backoff_s
         self._request_timeout_s = request_timeout_s
+        self._now_s = now_s  # ages the buffer's oldest row (injected by tests)
         self._session, self._owns_session = session, session is None
         self._tables: dict[str, Table] = {}
         self._buffer: deque[_Row] = deque()
@@ -122,6 +130,8 @@ class BigQueryAuditSink:
 
     async def write(self, rows: Sequence[AuditRow]) -> None:
         """Buffer `rows` and return; never awaits BigQuery (this coroutine never suspends)."""
+        was_empty = not self._buffer
+        now = self._now_s()
         for audit_row in rows:
             try:
                 mapped = bigquery_rows(audit_row)
@@ -130,11 +140,11 @@ class BigQueryAuditSink:
                 continue
             for table, row in mapped:
                 self._seq += 1
-                self._buffer.append(_Row(self._seq, table, row))
+                self._buffer.append(_Row(self._seq, table, row, now))
         if len(self._buffer) > self._max_buffer_rows:
             self._spill_oldest()
-        if len(self._buffer) >= self._batch_rows:
-            self._wakeup.set()
+        if (was_empty and self._buffer) or len(self._buffer) >= self._batch_rows or self.spool_pending:
+            self._wakeup.set()  # a new oldest row (its interval starts now), a full batch, or spooled rows
 
     async def flush(self) -> None:
         """Send everything now (shutdown); whatever BigQuery does not take is spooled, never dropped."""
@@ -150,13 +160,27 @@ class BigQueryAuditSink:
             if backoff_s:
                 await asyncio.sleep(backoff_s)  # not woken by writes: an outage must not mean a retry storm
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._flush_interval_s)
-            self._wakeup.clear()
+                await self._until_due()
             if await self._send_pending(final=False):
                 backoff_s = 0.0
             else:
                 backoff_s = min(self._max_backoff_s, max(self._flush_interval_s, backoff_s * 2))
+
+    async def _until_due(self) -> None:
+        """Until the spool holds rows, a batch is full, or the oldest buffered row has waited the interval."""
+        while True:
+            self._wakeup.clear()
+            wait_s = self._due_in_s()
+            if wait_s == 0.0:
+                return
+            with contextlib.suppress(TimeoutError):  # None: nothing buffered, only a write wakes us
+                await asyncio.wait_for(self._wakeup.wait(), wait_s)
+
+    def _due_in_s(self) -> float | None:
+        if self.spool_pending:  # older than anything buffered, and left by an outage or a crash: now
+            return 0.0
+        oldest_at = self._buffer[0].buffered_at if self._buffer else None
+        return due_in_s(len(self._buffer), oldest_at, self._now_s(), self._batch_rows, self._flush_interval_s)
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -167,15 +191,19 @@ class BigQueryAuditSink:
     # -- Sending --------------------------------------------------------------------------------------------
 
     async def _send_pending(self, *, final: bool) -> bool:
-        """Spool first, then the buffer, batch by batch. False after a transient failure."""
+        """Spool first, then the buffer's due batches (`final`: all). False after a transient failure."""
         async with self._send_lock:
             ok = True
-            while ok and (self.spool_pending or self._buffer):
+            while ok and (self.spool_pending or self._buffer_due(final)):
                 # The spool holds the oldest rows, also when write() spilled some during the last send.
                 ok = await (self._drain_spool() if self.spool_pending else self._send_buffer_head())
             if not ok and final:
                 self._spill(len(self._buffer))
             return ok
+
+    def _buffer_due(self, final: bool) -> bool:
+        # A partial batch waits for its interval; the last one sent by run() may be partial, flush()'s too.
+        return bool(self._buffer) and (final or self._due_in_s() == 0.0)
 
     async def _send_buffer_head(self) -> bool:
         batch = [self._buffer[i] for i in range(min(self._batch_rows, len(self._buffer)))]

@@ -31,8 +31,9 @@ from gcloud.aio.pubsub import PublisherClient, PubsubMessage, SubscriberClient
 from gcloud.aio.pubsub.subscriber_client import init_api_root
 from gcloud.aio.pubsub.subscriber_message import parse_publish_time
 
-from adapters.errors import ConfigurationError, PublishError, TransientError
+from adapters.errors import CascadeError, ConfigurationError, PublishError, TransientError
 from adapters.ports import Outgoing
+from adapters.pubsub_acks import MAX_ACK_IDS_PER_REQUEST, AckBatcher
 from adapters.source import Handler, Received, settle
 
 log = logging.getLogger("cascade.pubsub")
@@ -195,8 +196,13 @@ class PubSubSource:
       are free slots (at least one), so at most `pull_max_messages` per subscription wait for a slot.
     - Ack after `handle` returns; nack (ack deadline 0: redelivered as soon as the subscription's retry policy
       allows) when it raises or is cancelled.
+    - Acks and nacks are batched per subscription (`adapters.pubsub_acks`): one request once `ack_batch_max`
+      ids wait, or `ack_batch_delay_s` after the first of them began to wait. On shutdown what is queued is
+      sent (shielded, at most `settle_timeout_s`).
     - Lease: every `ack_extension_s`, messages held at least that long get their deadline extended to
-      `lease_s`; keep `ack_extension_s` below half the subscription's ack deadline (10 s by default).
+      `lease_s`; keep `ack_extension_s` below half the subscription's ack deadline (10 s by default). A
+      message stays held (leased) until its ack request is over; a nacked one is let go at once (extending
+      it would undo the nack).
     - Pulls: `pull_timeout_s` must exceed the server's hold of an empty pull (emulator: ~90 s), see the
       module docstring.
     """
@@ -214,11 +220,19 @@ class PubSubSource:
         api_root: str | None = None,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
+        ack_batch_max: int = 100,
+        ack_batch_delay_s: float = 0.05,
+        settle_timeout_s: float = 5.0,
     ) -> None:
         if max_in_flight < 1 or pull_max_messages < 1:
             raise ValueError("max_in_flight and pull_max_messages must be at least 1")
         if lease_s <= 2 * ack_extension_s:
             raise ValueError("lease_s must exceed two extension periods")
+        if not 1 <= ack_batch_max <= MAX_ACK_IDS_PER_REQUEST:
+            raise ValueError(f"ack_batch_max must be between 1 and {MAX_ACK_IDS_PER_REQUEST}")
+        if not 0 <= ack_batch_delay_s < ack_extension_s:
+            # A longer wait would cost lease extensions for messages that are only waiting for their ack.
+            raise ValueError("ack_batch_delay_s must be at least 0 and below ack_extension_s")
         self._project = project
         self._subscriptions = dict(subscriptions)
         self._max_in_flight = max_in_flight
@@ -230,6 +244,9 @@ class PubSubSource:
         self._api_root = api_root
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        self._ack_batch_max = ack_batch_max
+        self._ack_batch_delay_s = ack_batch_delay_s
+        self._settle_timeout_s = settle_timeout_s
 
     async def run(self, handle: Handler) -> None:
         async with http_session(self._session) as session:
@@ -242,7 +259,7 @@ class PubSubSource:
 
 
 class _SubscriptionLoop:
-    """Pull, hand out, lease and settle the messages of one subscription."""
+    """Pull, hand out, lease and settle (in batches) the messages of one subscription."""
 
     def __init__(
         self,
@@ -260,30 +277,44 @@ class _SubscriptionLoop:
         self._path = subscription_path(source._project, subscription)
         self._handle = handle
         self._slots = slots
-        self._held: dict[str, float] = {}  # ack_id → when pulled (monotonic)
+        self._held: dict[str, float] = {}  # ack_id → when pulled (monotonic); leased until settled
         self._api_root = init_api_root(source._api_root)[1]
+        self._acks = AckBatcher(
+            self._settle_request,
+            self._release,
+            subscription,
+            batch_max=source._ack_batch_max,
+            delay_s=source._ack_batch_delay_s,
+        )
 
     async def run(self) -> None:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._lease)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._lease)
+                tasks.start_soon(self._acks.run)
+                await self._pull_forever(tasks)
+        finally:
+            await self._flush_acks()
+
+    async def _pull_forever(self, tasks: anyio.abc.TaskGroup) -> None:
+        failures = 0
+        while True:
+            await self._wait_for_a_free_slot()
+            want = max(1, min(self._s._pull_max_messages, self._slots.value))
+            try:
+                raw = await self._pull(want)
+            except TransientError as exc:
+                delay_s = backoff_s(failures, self._s._retry_initial_s, self._s._retry_max_s)
+                failures += 1
+                log.warning("pull from %s failed (%s); again in %.2f s", self._subscription, exc, delay_s)
+                await anyio.sleep(delay_s)
+                continue
             failures = 0
-            while True:
-                await self._wait_for_a_free_slot()
-                want = max(1, min(self._s._pull_max_messages, self._slots.value))
-                try:
-                    raw = await self._pull(want)
-                except TransientError as exc:
-                    delay_s = backoff_s(failures, self._s._retry_initial_s, self._s._retry_max_s)
-                    failures += 1
-                    log.warning("pull from %s failed (%s); again in %.2f s", self._subscription, exc, delay_s)
-                    await anyio.sleep(delay_s)
-                    continue
-                failures = 0
-                now = anyio.current_time()
-                for item in raw:
-                    received, ack_id = self._decode(item)
-                    self._held[ack_id] = now
-                    tasks.start_soon(self._handle_one, received, ack_id)
+            now = anyio.current_time()
+            for item in raw:
+                received, ack_id = self._decode(item)
+                self._held[ack_id] = now
+                tasks.start_soon(self._handle_one, received, ack_id)
 
     async def _wait_for_a_free_slot(self) -> None:
         # Pull only when a handler could start now; otherwise wait for one to finish.
@@ -339,26 +370,41 @@ class _SubscriptionLoop:
             async with self._slots:
                 ack = await settle(self._handle, received)
         finally:
-            self._held.pop(ack_id, None)
-            # Shielded so a shutdown still settles what it can: an ack for finished work, a nack (prompt
-            # redelivery, to this or another instance) for work that was cut short.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await self._settle(ack_id, ack)
+            # Also when cancelled (shutdown): finished work is acked, work cut short is nacked (prompt
+            # redelivery, to this or another instance). Queuing never awaits; `run` flushes the queue last.
+            if not ack:
+                self._held.pop(ack_id, None)  # let the lease go: an extension after the nack would undo it
+            self._acks.add(ack_id, ack)
 
-    async def _settle(self, ack_id: str, ack: bool) -> None:
+    def _release(self, ack_ids: list[str]) -> None:
+        """The ack request for `ack_ids` is over: stop extending their leases."""
+        for ack_id in ack_ids:
+            self._held.pop(ack_id, None)
+
+    async def _flush_acks(self) -> None:
+        # Shielded so a shutdown still settles what it can, and bounded so it cannot hold the shutdown up.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._s._settle_timeout_s) as scope:
+            await self._acks.flush()
+        if scope.cancelled_caught:
+            log.warning(
+                "%d acks/nacks on %s not sent within %.1f s of stopping; those messages are redelivered",
+                self._acks.waiting,
+                self._subscription,
+                self._s._settle_timeout_s,
+            )
+
+    async def _settle_request(self, ack_ids: list[str], ack: bool) -> None:
+        """One acknowledge (ack) or modifyAckDeadline 0 (nack) request for `ack_ids`, errors translated."""
         try:
             if ack:
-                await self._client.acknowledge(self._path, [ack_id])
+                await self._client.acknowledge(self._path, ack_ids)
             else:
-                await self._client.modify_ack_deadline(self._path, [ack_id], 0)
+                await self._client.modify_ack_deadline(self._path, ack_ids, 0)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            # The message comes back after its ack deadline; the engine dedupes the redelivery.
-            log.warning(
-                "%s of a message on %s failed: %s",
-                "ack" if ack else "nack",
-                self._subscription,
-                describe(exc),
-            )
+            what = f"{'ack' if ack else 'nack'} of {len(ack_ids)} on {self._subscription}: {describe(exc)}"
+            if is_retryable(exc):
+                raise TransientError(what) from exc
+            raise CascadeError(what) from exc
 
     async def _lease(self) -> None:
         """Extend the deadline of every message held longer than `ack_extension_s`, in one call per tick."""

@@ -99,6 +99,8 @@ class Daemon:
             max_in_flight=settings.max_in_flight,
             session=session,
             api_root=pubsub_root,
+            ack_batch_max=settings.ack_batch_max,
+            ack_batch_delay_s=settings.ack_batch_delay_s,
         )
         self.audit = BigQueryAuditSink(
             settings.project,

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     audit_spool_path: Path = Path(tempfile.gettempdir()) / "cascade-audit.spool.jsonl"
     claim_lease_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=64, ge=1, le=10_000)
+    # Acks (and nacks) go to Pub/Sub in one request per subscription once this many wait, or this long after
+    # the first began to wait (2,500 ids is Pub/Sub's limit per request; a longer delay only holds acks back).
+    ack_batch_max: int = Field(default=100, ge=1, le=2_500)
+    ack_batch_delay_s: float = Field(default=0.05, ge=0, le=1.0)
     admin_token: SecretStr | None = None  # None: the admin endpoints are disabled
     # How many game dates back /status shows and a rebuild reads.
     recent_days: int = Field(default=3, ge=1, le=60)

@@ -13,13 +13,15 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from gcloud.aio.bigquery import Table
 
 from adapters.bigquery_audit import BigQueryAuditSink, provision_bigquery
@@ -63,6 +65,15 @@ async def eventually(predicate: Callable[[], bool | Awaitable[bool]], timeout_s:
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout_s} s: {what}")
         await asyncio.sleep(0.02)
+
+
+async def stays(predicate: Callable[[], bool], duration_s: float, what: str) -> None:
+    """Poll `predicate` for `duration_s`; fail the moment it stops holding (watching for an absence)."""
+    deadline = time.monotonic() + duration_s
+    while time.monotonic() < deadline:
+        assert predicate(), what
+        await asyncio.sleep(0.02)
+    assert predicate(), what
 
 
 # -- Reading BigQuery back (a test helper, not part of the sink) --------------------------------------------
@@ -401,3 +412,148 @@ async def test_a_full_buffer_spills_its_oldest_rows_to_the_spool_and_order_is_ke
 
     assert by_kind(stored) == by_kind(rows)
     assert sink.spool_pending == sink.buffered == 0
+
+
+# -- When the flusher sends: against a scripted BigQuery that records every insertAll -----------------------
+
+
+@dataclass
+class Inserts:
+    """What a scripted BigQuery received: per insertAll request, the table, its row count and when."""
+
+    requests: list[tuple[str, int, float]] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [rows for _, rows, _ in self.requests]
+
+    async def insert_all(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append((request.match_info["table"], len(body["rows"]), time.monotonic()))
+        return web.json_response({"kind": "bigquery#tableDataInsertAllResponse"})
+
+
+@asynccontextmanager
+async def scripted_bigquery() -> AsyncIterator[tuple[str, Inserts]]:
+    """A stand-in BigQuery that accepts every insertAll. Yields (api_root, what it received)."""
+    inserts = Inserts()
+    app = web.Application()
+    app.router.add_post("/bigquery/v2/projects/{p}/datasets/{d}/tables/{table}/insertAll", inserts.insert_all)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/bigquery/v2", inserts
+    finally:
+        await runner.cleanup()
+
+
+class FakeClock:
+    """The sink's monotonic clock, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+@asynccontextmanager
+async def flushing(sink: BigQueryAuditSink) -> AsyncIterator[None]:
+    flusher = asyncio.create_task(sink.run())
+    try:
+        yield
+    finally:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        await sink.close()
+
+
+async def decisions(count: int) -> list[AuditRow]:
+    """`count` decision rows: two table rows each (orchestration_events and dependency_check_log)."""
+    rows = [row for row in await engine_rows() if row["kind"] == "decision"][:count]
+    assert len(rows) == count
+    return rows
+
+
+async def test_full_batches_go_out_as_they_fill_and_the_partial_rest_only_when_its_interval_passed(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    async with scripted_bigquery() as (root, inserts):
+        sink = BigQueryAuditSink(
+            PROJECT,
+            "audit",
+            tmp_path / "spool",
+            batch_rows=10,
+            flush_interval_s=0.1,
+            api_root=root,
+            now_s=clock,
+        )
+        async with flushing(sink):
+            await sink.write(await decisions(12))  # 24 table rows: two full batches and 4 rows
+            await eventually(lambda: len(inserts.requests) == 4, 5, "the two full batches")
+            # A batch spans tables: each full one is 5 events + 5 checks, one insertAll per table.
+            assert inserts.sizes == [5, 5, 5, 5]
+            # The clock decides, not the wall: many real intervals later the rest still waits.
+            await stays(lambda: sink.buffered == 4, 0.5, "the partial batch waits for its interval")
+
+            clock.now_s += 0.1
+            await eventually(lambda: sink.buffered == 0, 5, "the partial batch sent")
+    assert inserts.sizes == [5, 5, 5, 5, 2, 2]
+    assert sink.sent_rows == 24 and sink.spool_pending == 0
+
+
+async def test_under_steady_writes_every_insert_carries_a_full_batch(tmp_path: Path) -> None:
+    clock = FakeClock()
+    rows = await decisions(20)
+    async with scripted_bigquery() as (root, inserts):
+        sink = BigQueryAuditSink(
+            PROJECT,
+            "audit",
+            tmp_path / "spool",
+            batch_rows=10,
+            flush_interval_s=1.0,
+            api_root=root,
+            now_s=clock,
+        )
+        async with flushing(sink):
+            for row in rows:  # one decision every 0.1 s: a batch fills every 0.5 s, within its 1 s interval
+                clock.now_s += 0.1
+                await sink.write([row])
+                await asyncio.sleep(0)  # let the flusher see each write, as a busy router would
+            await eventually(lambda: sink.sent_rows == 40, 5, "four full batches")
+    assert inserts.sizes == [5] * 8  # never a tail batch: each batch is 5 events + 5 checks
+
+
+async def test_a_quiet_router_sends_a_lone_row_once_the_interval_has_passed(tmp_path: Path) -> None:
+    [row] = await decisions(1)
+    async with scripted_bigquery() as (root, inserts):
+        sink = BigQueryAuditSink(PROJECT, "audit", tmp_path / "spool", flush_interval_s=0.3, api_root=root)
+        async with flushing(sink):
+            written_at = time.monotonic()
+            await sink.write([row])
+            await eventually(lambda: sink.sent_rows == 2, 5, "the lone row sent")
+    assert [(table, size) for table, size, _ in inserts.requests] == [
+        ("orchestration_events", 1),
+        ("dependency_check_log", 1),
+    ]
+    assert inserts.requests[0][2] - written_at >= 0.3
+
+
+async def test_flush_sends_a_partial_batch_without_waiting_for_its_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with scripted_bigquery() as (root, inserts):
+        sink = BigQueryAuditSink(
+            PROJECT,
+            "audit",
+            tmp_path / "spool",
+            batch_rows=10,
+            flush_interval_s=60,
+            api_root=root,
+            now_s=clock,
+        )
+        async with flushing(sink):
+            await sink.write(await decisions(2))
+            await sink.flush()  # shutdown: everything, now
+            assert inserts.sizes == [2, 2] and sink.buffered == 0

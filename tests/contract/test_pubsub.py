@@ -20,7 +20,7 @@ from adapters.clock import VirtualClock
 from adapters.errors import ConfigurationError, PublishError, TransientError
 from adapters.memory import MemoryAuditSink, MemoryStateStore
 from adapters.memory_pubsub import MemoryBroker
-from adapters.ports import Publisher
+from adapters.ports import Outgoing, Publisher
 from adapters.pubsub import PubSubPublisher, PubSubSource, subscriber_client, subscription_path
 from adapters.pubsub_admin import Admin, PubSubAdmin, completion_subscriptions, provision
 from adapters.source import EventSource, Handler, Received
@@ -246,6 +246,43 @@ async def test_flow_control_never_runs_more_than_max_in_flight_handlers(bus: Bus
 async def test_publishing_to_a_missing_topic_raises_publish_error(bus: Bus) -> None:
     with pytest.raises(PublishError):
         await bus.publisher.publish(unique("missing"), b"x", {})
+
+
+async def test_publish_many_returns_the_ids_in_order_and_every_message_arrives_whole(bus: Bus) -> None:
+    topic, sub = await bus.topic_with_subscription(ordered=True)
+    batch = [
+        Outgoing(f'{{"n": {n}}}'.encode(), {"trigger_id": "t-1", "n": str(n)}, "2025-12-30") for n in range(5)
+    ]
+    recorder = Recorder()
+    async with consuming(bus.source({sub: topic}), recorder):
+        ids = await bus.publisher.publish_many(topic, batch)
+        await eventually(lambda: len(recorder.seen) == len(batch))
+    assert len(set(ids)) == len(batch)
+    by_id = {r.message_id: r for r in recorder.seen}
+    # The i-th id is the i-th message's, and one ordering key keeps them in publish order.
+    assert [(by_id[i].data, dict(by_id[i].attributes), by_id[i].ordering_key) for i in ids] == [
+        (m.data, dict(m.attributes), m.ordering_key) for m in batch
+    ]
+    assert [r.message_id for r in recorder.seen] == ids
+
+
+async def test_publish_many_to_a_missing_topic_raises_publish_error(bus: Bus) -> None:
+    with pytest.raises(PublishError):
+        await bus.publisher.publish_many(unique("missing"), [Outgoing(b"a", {}), Outgoing(b"b", {})])
+
+
+async def test_a_memory_publish_many_that_fails_delivers_none_of_its_messages_and_a_retry_all() -> None:
+    broker = MemoryBroker()
+    broker.create_topic("t-outage")
+    broker.create_subscription("t-outage-sub", "t-outage")
+    batch = [Outgoing(f"m{n}".encode(), {"n": str(n)}) for n in range(3)]
+    broker.fail_next(1)
+    with pytest.raises(PublishError):
+        await broker.publish_many("t-outage", batch)
+    assert broker.on("t-outage") == [] and broker.backlog("t-outage-sub") == 0  # one request: all or none
+    ids = await broker.publish_many("t-outage", batch)
+    assert [m.message_id for m in broker.on("t-outage")] == ids
+    assert broker.backlog("t-outage-sub") == len(batch)
 
 
 async def test_provisioning_is_idempotent_and_refuses_a_subscription_on_another_topic(

@@ -32,6 +32,7 @@ def test_defaults_need_only_a_project() -> None:
     assert settings.bigquery_dataset == "cascade_audit"
     assert settings.claim_lease_s == 60.0
     assert settings.max_in_flight == 64
+    assert (settings.ack_batch_max, settings.ack_batch_delay_s) == (100, 0.05)
     assert settings.admin_token is None
     assert settings.recent_days == 3
     assert settings.pubsub_emulator_host is None
@@ -54,6 +55,8 @@ def test_conventional_names_and_prefixed_names_are_read() -> None:
             "CASCADE_INSTANCE_ID": "rev-7",
             "CASCADE_TOPIC_PREFIX": "test-",
             "CASCADE_MAX_IN_FLIGHT": "8",
+            "CASCADE_ACK_BATCH_MAX": "500",
+            "CASCADE_ACK_BATCH_DELAY_S": "0.2",
             "CASCADE_RECENT_DAYS": "5",
         }
     )
@@ -68,6 +71,7 @@ def test_conventional_names_and_prefixed_names_are_read() -> None:
     assert settings.instance_id == "rev-7"
     assert settings.topic_prefix == "test-"
     assert settings.max_in_flight == 8
+    assert (settings.ack_batch_max, settings.ack_batch_delay_s) == (500, 0.2)
     assert settings.recent_days == 5
 
 
@@ -124,6 +128,16 @@ def test_settings_without_arguments_read_the_process_environment(monkeypatch: py
         ),
         ("CASCADE_MAX_IN_FLIGHT", "0", "CASCADE_MAX_IN_FLIGHT: Input should be greater than or equal to 1"),
         ("CASCADE_CLAIM_LEASE_S", "-1", "CASCADE_CLAIM_LEASE_S: Input should be greater than 0"),
+        (
+            "CASCADE_ACK_BATCH_MAX",
+            "3000",
+            "CASCADE_ACK_BATCH_MAX: Input should be less than or equal to 2500",
+        ),
+        (
+            "CASCADE_ACK_BATCH_DELAY_S",
+            "5",
+            "CASCADE_ACK_BATCH_DELAY_S: Input should be less than or equal to 1",
+        ),
         ("CASCADE_RECENT_DAYS", "0", "CASCADE_RECENT_DAYS: Input should be greater than or equal to 1"),
         ("CASCADE_BIGQUERY_DATASET", "audit-log", "CASCADE_BIGQUERY_DATASET: String should match pattern"),
         ("CASCADE_SUBSCRIPTION_PREFIX", "a b", "CASCADE_SUBSCRIPTION_PREFIX: Value error, must be non-empty"),
