@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -94,6 +94,7 @@ class FirestoreStateStore(RecordOperations):
         timeout_s: float = 10.0,
         max_conflicts: int = 20,
         known_max: int = 4096,
+        on_conflict: Callable[[], None] | None = None,
     ) -> None:
         self.collection = collection
         self._dates = client.collection(collection)
@@ -106,6 +107,7 @@ class FirestoreStateStore(RecordOperations):
         # The record of each recently used key as this instance last wrote or read it.
         self._known: OrderedDict[Key, _Version] = OrderedDict()
         self._known_max = known_max
+        self._on_conflict = on_conflict
 
     # --- layout -----------------------------------------------------------------------------------------
 
@@ -144,6 +146,8 @@ class FirestoreStateStore(RecordOperations):
                     return answer
                 except _CONFLICT:
                     # Another instance wrote since: decide again on what it wrote.
+                    if self._on_conflict is not None:
+                        self._on_conflict()
                     self._remember(key, await self._read(key))
         raise TransientError(f"{key}: {self._max_conflicts} conflicting writes in a row; try again")
 

@@ -109,7 +109,11 @@ class Daemon:
             session=session,
             api_root=bigquery_root,
         )
-        self.store = FirestoreStateStore(firestore_client(settings.project), settings.firestore_collection)
+        self.store = FirestoreStateStore(
+            firestore_client(settings.project),
+            settings.firestore_collection,
+            on_conflict=self.metrics.store_write_refused,
+        )
         config = EngineConfig(
             instance_id=settings.instance_id,
             dead_letter_topic=settings.dead_letter_topic,

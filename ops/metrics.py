@@ -68,6 +68,12 @@ class Metrics:
             ["topic", "status"],
             registry=registry,
         )
+        self.store_conflicts = Counter(
+            "cascade_state_store_conflicts_total",
+            "Conditional writes of a key's shared record refused because another instance wrote it first "
+            "(the decision is then made again on the newer record).",
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "cascade_dead_letters_total",
             "Messages dead-lettered, by reason category.",
@@ -164,6 +170,9 @@ class Metrics:
         self.triggers.labels(transition, source, "true" if degraded else "false").inc()
         if latency_s is not None:
             self.trigger_latency.labels(transition, source).observe(max(latency_s, 0.0))
+
+    def store_write_refused(self) -> None:
+        self.store_conflicts.inc()
 
     def duplicate(self) -> None:
         self.duplicates.inc()

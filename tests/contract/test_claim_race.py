@@ -209,8 +209,14 @@ async def test_three_engines_each_handed_a_last_input_at_once_trigger_immediatel
     inputs at the same moment. Whichever write lands last was decided on a record holding every earlier
     input, so the key triggers at once — no re-check needed — and exactly once. Repeated on fresh keys."""
     host = firestore_server.host_port
-    stores = [firestore_store(monkeypatch, host)]
-    stores += [firestore_store(monkeypatch, host, collection=stores[0].collection) for _ in range(2)]
+    refused: list[int] = []
+    stores = [firestore_store(monkeypatch, host, on_conflict=lambda: refused.append(1))]
+    stores += [
+        firestore_store(
+            monkeypatch, host, collection=stores[0].collection, on_conflict=lambda: refused.append(1)
+        )
+        for _ in range(2)
+    ]
     publisher = MemoryPublisher()
     instances = [Instance(name, policy, s, publisher) for name, s in zip("abc", stores, strict=True)]
     for round_ in range(RACE_ROUNDS):
@@ -245,3 +251,5 @@ async def test_three_engines_each_handed_a_last_input_at_once_trigger_immediatel
         assert [m.attributes["trigger_id"] for m in sent] == [date_key.trigger_id], f"round {round_}"
         phases = [i.engine.states[date_key].phase for i in instances if date_key in i.engine.states]
         assert Phase.TRIGGERED in phases
+    # The race did happen: writes decided on a stale record were refused and decided again.
+    assert len(refused) >= RACE_ROUNDS

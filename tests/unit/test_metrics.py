@@ -53,6 +53,7 @@ def test_every_metric_is_exposed_with_conventional_names_and_types(metrics: Metr
         "cascade_triggers": "counter",
         "cascade_duplicates_suppressed": "counter",
         "cascade_policy_reloads": "counter",
+        "cascade_state_store_conflicts": "counter",
         "cascade_trigger_latency_seconds": "histogram",
         "cascade_event_handling_seconds": "histogram",
         "cascade_breaker_keys": "gauge",
@@ -218,3 +219,10 @@ def test_each_registry_holds_its_own_metrics() -> None:
     first.duplicate()
     assert value(first, "cascade_duplicates_suppressed_total") == 1
     assert value(second, "cascade_duplicates_suppressed_total") == 0
+
+
+def test_a_refused_store_write_is_counted() -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.store_write_refused()
+    metrics.store_write_refused()
+    assert value(metrics, "cascade_state_store_conflicts_total") == 2
