@@ -161,8 +161,10 @@ def _details(name: str, result: dict[str, Any]) -> list[str]:
         f"{result['publish_failed']} failed); CPU {result['cpu_s']:.2f} s; "
         f"peak RSS {result['max_rss_mib']:.0f} MiB",
         *([behind] if behind else []),
-        f"  keys expected {result['keys_expected']}, missing {result['keys_missing']}, "
-        f"unexpected {result['keys_unexpected']}"
+        f"  keys expected {result['keys_expected']}, missing {result['keys_missing']}"
+        + (f" ({', '.join(result['missing'])})" if result["missing"] else "")
+        + f", unexpected {result['keys_unexpected']}"
+        + ("" if result["warmup_complete"] else "; the warm-up did not complete either")
         + ("" if result["complete"] else "  ** INCOMPLETE: the window ended at the drain timeout **"),
         f"  Firestore RPCs per event: {per_event(result['firestore_rpcs'])}",
         f"  Pub/Sub requests per event: {per_event(result['pubsub_requests'])}",

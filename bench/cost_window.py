@@ -22,7 +22,7 @@ import anyio
 
 from adapters.pubsub_admin import PubSubAdmin
 from bench import proc_cpu
-from bench.cost_load import Load, Phase, Sent, Watcher, publish_at_rate
+from bench.cost_load import Key, Load, Phase, Sent, Watcher, publish_at_rate
 from bench.cost_stack import PROJECT, Probed, Stack
 
 WATCH_PREFIX = "bench-watch-"
@@ -58,10 +58,11 @@ class Window:
                 tasks.start_soon(watcher.run, watched)
                 await self._wait_ready()
                 warmup = self.load.warmup
+                warmed = True
                 if warmup.messages:
                     await publish_at_rate(session, root, PROJECT, warmup.messages, self.pace.rate)
-                    await self._wait_done(watcher, warmup, warmup.events)
-                result = await self._window(session, watcher)
+                    warmed = await self._wait_done(watcher, warmup, warmup.events)
+                result = {"warmup_complete": warmed, **await self._window(session, watcher)}
                 tasks.cancel_scope.cancel()
         return result
 
@@ -120,10 +121,11 @@ class Window:
                 return False
             await anyio.sleep(POLL_S)
 
-    def _missing(self, watcher: Watcher, phase: Phase) -> set[Any]:
+    def _missing(self, watcher: Watcher, phase: Phase) -> set[Key]:
+        """The expected keys without an output yet (relay: without the copy of their completing input)."""
         if self.system == "relay":
             arrived = watcher.first_by_seq()
-            return {seq for seq in phase.completing.values() if seq not in arrived}
+            return {key for key, seq in phase.completing.items() if seq not in arrived}
         return phase.expected - watcher.first_by_key().keys()
 
     def _outputs(self, phase: Phase, sent: Sent, watcher: Watcher) -> dict[str, Any]:
@@ -141,9 +143,11 @@ class Window:
             for key, at in arrivals.items()
             if at is not None and phase.completing[key] in sent.at
         ]
+        missing = sorted("/".join(key) for key in self._missing(watcher, phase))
         result: dict[str, Any] = {
             "keys_expected": len(phase.expected),
-            "keys_missing": len(self._missing(watcher, phase)),
+            "keys_missing": len(missing),
+            "missing": missing[:10],
             "keys_unexpected": unexpected,
         }
         if len(samples) >= 2:

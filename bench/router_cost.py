@@ -21,6 +21,7 @@ compete with the router for CPU; the report says what the emulators and other pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -54,8 +55,9 @@ class Options:
     drain_timeout_s: float = 60.0
 
 
-def run(options: Options, systems: Sequence[System] = SYSTEMS) -> dict[str, Any]:
-    """Measure each system in turn; the whole result as plain data (what the JSON line holds)."""
+def run(options: Options, systems: Sequence[System] = SYSTEMS, workdir: Path | None = None) -> dict[str, Any]:
+    """Measure each system in turn; the whole result as plain data (what the JSON line holds). The processes'
+    logs go to `workdir` (default: a temporary directory, removed after)."""
     policy = load_policy(None)
     today = datetime.now(UTC).astimezone(ZoneInfo(policy.timezone)).date()
     first_date = today + timedelta(days=FIRST_DATE_IN_DAYS)
@@ -65,14 +67,13 @@ def run(options: Options, systems: Sequence[System] = SYSTEMS) -> dict[str, Any]
         "machine": cost_report.machine_facts(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with tempfile.TemporaryDirectory(prefix="cascade-bench-cost-") as scratch:
+    with contextlib.ExitStack() as cleanup:
+        if workdir is None:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-cost-")))
         for system in systems:
-            print(
-                f"# {system}: fresh emulators, {options.instances} instance(s) ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            results[system] = measure(system, load, options, policy, Path(scratch))
+            note = f"# {system}: fresh emulators, {options.instances} instance(s) ..."
+            print(note, file=sys.stderr, flush=True)
+            results[system] = measure(system, load, options, policy, workdir)
     return results
 
 
@@ -86,7 +87,7 @@ def measure(system: System, load: Load, options: Options, policy: Policy, workdi
             raise
 
 
-def _options(argv: Sequence[str] | None) -> tuple[Options, list[System]]:
+def _options(argv: Sequence[str] | None) -> tuple[Options, list[System], Path | None]:
     parser = argparse.ArgumentParser(
         prog="python -m bench.router_cost",
         description=__doc__,
@@ -107,17 +108,20 @@ def _options(argv: Sequence[str] | None) -> tuple[Options, list[System]]:
         help="how long to wait for the last trigger (default 60)",
     )
     parser.add_argument("--only", choices=SYSTEMS, help="measure one system only")
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="keep the processes' logs in DIR")
     args = parser.parse_args(argv)
     dates = args.dates if args.dates is not None else math.ceil(args.events / EVENTS_PER_DATE)
     if dates < 1 or args.rate <= 0 or args.instances < 1 or args.warmup_dates < 0:
         parser.error("--events/--dates, --rate and --instances must be positive; --warmup-dates not negative")
     options = Options(dates, args.warmup_dates, args.rate, args.instances, args.drain_timeout_s)
-    return options, [args.only] if args.only else list(SYSTEMS)
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+    return options, [args.only] if args.only else list(SYSTEMS), args.keep_logs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options, systems = _options(argv)
-    results = run(options, systems)
+    options, systems, logs = _options(argv)
+    results = run(options, systems, logs)
     print(cost_report.table(results))
     print(json.dumps(results, separators=(",", ":")))
     return 0

@@ -29,6 +29,7 @@ def test_cost_bench_sees_every_key_triggered_and_counts_the_requests_of_cascade_
         assert result["pubsub_requests"]["acknowledge"] > 0
         assert result["pubsub_requests"]["publish.trigger"] > 0
     # One trigger id per key, each published while handling the message that completed the key.
+    assert cascade["warmup_complete"] and relay["warmup_complete"]
     assert cascade["round_trips"]["count"] == cascade["keys_expected"]
     assert cascade["untraced_triggers"] == 0
     assert cascade["round_trips"]["max"] >= 2  # at least one store call, then the publish
