@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/overnight_full_cascade.jsonl
 
-.PHONY: setup demo test lint typecheck unit bench local-stack clean
+.PHONY: setup demo test lint typecheck unit bench bench-cost local-stack clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ unit: setup
 
 bench: setup
 	$(BIN)/python -m bench.replay_throughput
+
+# cascade vs a bare relay, each on fresh emulators (docs/benchmarks.md, "Router cost"). ~2 min; not in `make test`.
+EVENTS ?= 3000
+RATE ?= 100
+INSTANCES ?= 1
+bench-cost: setup
+	$(BIN)/python -m bench.router_cost --events $(EVENTS) --rate $(RATE) --instances $(INSTANCES)
 
 # docker-compose.yml without Docker: the emulators, provision, `cascade run` and `cascade publish` as processes
 # (ops/local_stack.py); prints /status, then stops everything. SPEED=60 for the compose pace.
