@@ -264,6 +264,13 @@ _INPUTS = "inputs"
 
 
 def fields_of(shared: SharedKey) -> Fields:
+    return {
+        **_scalar_fields(shared),
+        _INPUTS: {_map_key(cid): summary for cid, summary in shared.inputs.items()},
+    }
+
+
+def _scalar_fields(shared: SharedKey) -> Fields:
     breaker = shared.breaker
     return {
         "mode": shared.mode.value if shared.mode is not None else None,
@@ -277,7 +284,6 @@ def fields_of(shared: SharedKey) -> Fields:
         "breaker_failures": breaker.failures if breaker is not None else 0,
         "breaker_opened_at": breaker.opened_at if breaker is not None else None,
         "breaker_changed_at": breaker.changed_at if breaker is not None else None,
-        _INPUTS: {_map_key(cid): summary for cid, summary in shared.inputs.items()},
     }
 
 
@@ -299,8 +305,8 @@ def shared_of(doc: Fields) -> SharedKey:
 def changed_fields(old: SharedKey, new: SharedKey) -> Fields:
     """The fields to update: changed top-level fields, and each new input on its own field path (so an
     update never rewrites the inputs it did not add)."""
-    before, after = fields_of(old), fields_of(new)
-    changes = {name: value for name, value in after.items() if name != _INPUTS and before[name] != value}
+    before, after = _scalar_fields(old), _scalar_fields(new)
+    changes = {name: value for name, value in after.items() if before[name] != value}
     for completion_id in new.inputs.keys() - old.inputs.keys():
         changes[FieldPath(_INPUTS, _map_key(completion_id)).to_api_repr()] = new.inputs[completion_id]
     return changes

@@ -138,11 +138,12 @@ class Window:
             by_key = watcher.first_by_key()
             arrivals = {key: by_key.get(key) for key in phase.completing}
             unexpected = len(by_key.keys() - phase.expected - self.load.warmup.expected)
-        samples = [
-            1000 * (at - sent.at[phase.completing[key]])
+        by_key = {
+            "/".join(key): 1000 * (at - sent.at[phase.completing[key]])
             for key, at in arrivals.items()
             if at is not None and phase.completing[key] in sent.at
-        ]
+        }
+        samples = list(by_key.values())
         missing = sorted("/".join(key) for key in self._missing(watcher, phase))
         result: dict[str, Any] = {
             "keys_expected": len(phase.expected),
@@ -157,6 +158,8 @@ class Window:
                 "p99": cuts[98],
                 "max": max(samples),
                 "samples": len(samples),
+                # The slowest keys by name, to look them up in the routers' logs (--keep-logs).
+                "slowest": sorted(by_key.items(), key=lambda item: -item[1])[:5],
             }
         return result
 
