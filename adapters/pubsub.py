@@ -221,7 +221,7 @@ class PubSubSource:
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
         ack_batch_max: int = 100,
-        ack_batch_delay_s: float = 0.05,
+        ack_batch_delay_s: float = 0.2,
         settle_timeout_s: float = 5.0,
     ) -> None:
         if max_in_flight < 1 or pull_max_messages < 1:

@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # Acks (and nacks) go to Pub/Sub in one request per subscription once this many wait, or this long after
     # the first began to wait (2,500 ids is Pub/Sub's limit per request; a longer delay only holds acks back).
     ack_batch_max: int = Field(default=100, ge=1, le=2_500)
-    ack_batch_delay_s: float = Field(default=0.05, ge=0, le=1.0)
+    ack_batch_delay_s: float = Field(default=0.2, ge=0, le=1.0)
     admin_token: SecretStr | None = None  # None: the admin endpoints are disabled
     # How many game dates back /status shows and a rebuild reads.
     recent_days: int = Field(default=3, ge=1, le=60)

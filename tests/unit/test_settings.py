@@ -32,7 +32,7 @@ def test_defaults_need_only_a_project() -> None:
     assert settings.bigquery_dataset == "cascade_audit"
     assert settings.claim_lease_s == 60.0
     assert settings.max_in_flight == 64
-    assert (settings.ack_batch_max, settings.ack_batch_delay_s) == (100, 0.05)
+    assert (settings.ack_batch_max, settings.ack_batch_delay_s) == (100, 0.2)
     assert settings.admin_token is None
     assert settings.recent_days == 3
     assert settings.pubsub_emulator_host is None
