@@ -91,19 +91,17 @@ class MemoryPublisher(SimulatedOutage):
     messages: list[PublishedMessage] = field(default_factory=list)
     _failures_left: int = 0
     _counter: int = 0
+    requests: int = 0  # publish requests that went through (a batch is one)
 
     async def publish(
         self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str | None = None
     ) -> str:
-        self._outage(PublishError, f"publish to {topic} failed")
-        self._counter += 1
-        message_id = f"mem-{self._counter}"
-        self.messages.append(PublishedMessage(topic, data, dict(attributes), ordering_key, message_id))
-        return message_id
+        return (await self.publish_many(topic, [Outgoing(data, attributes, ordering_key)]))[0]
 
     async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> list[str]:
         # One request: it fails or goes through whole, as a Pub/Sub publish request does.
         self._outage(PublishError, f"publish to {topic} failed")
+        self.requests += 1
         ids = []
         for message in messages:
             self._counter += 1

@@ -25,6 +25,7 @@ import anyio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from adapters.batched_topics import BatchedTopics
 from adapters.bigquery_audit import BigQueryAuditSink
 from adapters.clock import SystemClock
 from adapters.errors import ConfigurationError, TransientError
@@ -122,8 +123,11 @@ class Daemon:
             claim_lease_s=settings.claim_lease_s,
         )
         metered = MeteredAudit(self.audit, self.metrics)
+        # Status announcements and alerts are best effort: they wait up to 0.2 s to share a request.
+        notified = [topic for topic in (settings.status_topic, settings.alert_topic) if topic]
+        self.notifications = BatchedTopics(self.publisher, notified)
         self.engine = Engine(
-            self.policy.current, self.store, self.publisher, metered, self.clock, config, self._triggered
+            self.policy.current, self.store, self.notifications, metered, self.clock, config, self._triggered
         )
 
     def _triggered(self, effect: PublishTrigger, latency_s: float | None) -> None:
@@ -138,6 +142,7 @@ class Daemon:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(watch_signals, self._reload, self._stop)
                 tasks.start_soon(self.audit.run)
+                tasks.start_soon(self.notifications.run)
                 tasks.start_soon(self._tick_loop)
                 pulling = anyio.CancelScope()  # entered by _pull; cancelled first on shutdown
                 tasks.start_soon(self._pull, pulling)
@@ -191,6 +196,7 @@ class Daemon:
     async def _drain(self) -> None:
         """After pulling stopped: flush (or spool) the audit buffer within the grace period."""
         with anyio.move_on_after(self.settings.shutdown_grace_s - 1.0) as scope:
+            await self.notifications.flush()
             await self.audit.flush()
         if scope.cancelled_caught:
             log.error("audit flush did not finish in time; unsent rows stay in the spool file")

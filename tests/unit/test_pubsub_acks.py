@@ -67,7 +67,8 @@ async def test_acks_queued_within_the_delay_go_out_together_once_the_first_has_w
         first_queued_at = anyio.current_time()
         for n in range(5):
             batcher.add(f"a{n}", ack=True)
-        await eventually(lambda: bool(requests.sent))
+        # Until the request is answered (not only sent): leaving the block cancels the batcher.
+        await eventually(lambda: len(requests.acked_back) == 5)
     assert requests.batches() == [["a0", "a1", "a2", "a3", "a4"]]
     assert requests.sent[0][2] - first_queued_at >= 0.2
     assert requests.acked_back == ["a0", "a1", "a2", "a3", "a4"]
