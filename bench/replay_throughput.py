@@ -5,7 +5,8 @@
 Generates the recording (`bench.synthetic`), parses its JSONL lines with `ops.replay.read_recording` (timed
 on its own), then times `ops.replay.replay` end to end under `anyio.run`, `--repeat` times, and prints the
 best and median wall time. The replay is the same code `cascade replay` runs: in-memory adapters, a virtual
-clock, every re-check, fallback and self-heal timer fired in order.
+clock, every re-check, fallback and self-heal timer fired in order. Writing the timeline (`--out`) is timed
+once on its own, after the timed runs.
 
 The guard at the end is a benchmark sanity check, not a test: a fast replay that routes wrongly is no result.
 It checks every complete date produced exactly four trigger_ids, every broken date stopped at its broken
@@ -22,6 +23,7 @@ import re
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ import anyio
 from bench.synthetic import DEFAULT_SEED, DEFAULT_START, STAGES, SyntheticLog, generate_log, to_jsonl
 from ops.engine import Delivery
 from ops.policy_file import load_policy
-from ops.replay import RecordedDelivery, ReplayResult, read_recording, replay
+from ops.replay import RecordedDelivery, ReplayResult, read_recording, replay, write_timeline
 from policies.model import Policy
 from router.keys import Key
 from router.state import Phase
@@ -66,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result, runs = _timed(deliveries, policy, args.repeat)
         _print_counts(log, deliveries, result, generate_s, parse_s)
         _print_timings(len(deliveries), runs)
+        _print_write_time(result)
     peak_mib, before_mib = _peak_rss_kib() / 1024, rss_before_kib / 1024
     print(f"peak RSS            {peak_mib:.0f} MiB (after generate+parse: {before_mib:.0f} MiB)")
 
@@ -233,6 +236,17 @@ def _print_timings(n_deliveries: int, runs: list[Run]) -> None:
         f"best run split      {best.inside_s:.2f} s inside replay(), "
         f"{best.wall_s - best.inside_s:.2f} s anyio.run setup/teardown; cyclic GC {best.gc_s:.2f} s in total"
     )
+
+
+def _print_write_time(result: ReplayResult) -> None:
+    """`cascade replay --out` also writes the timeline; timed once, on its own, not part of the wall above."""
+    timeline = result.timeline
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        write_timeline(timeline, Path(tmp) / "timeline.jsonl")
+        write_s = time.perf_counter() - started
+    per_row_us = write_s * 1e6 / len(timeline)
+    print(f"write timeline      {write_s:.2f} s for {len(timeline)} rows ({per_row_us:.1f} us/row)")
 
 
 # --- the guard ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from policies.decision import CheckResult
@@ -16,8 +17,15 @@ from router.effects import EmitDecision, OutMessage, PublishTrigger, RaiseAlert,
 TIMELINE_KINDS = frozenset({"decision", "trigger", "alert", "dead_letter"})
 
 
+@lru_cache(maxsize=1024)
 def iso_z(at: datetime) -> str:
-    """`2025-12-31T06:12:10Z`, the form the recorded events use (fractions only when present)."""
+    """`2025-12-31T06:12:10Z`, the form the recorded events use (fractions only when present).
+
+    Remembered: one step's rows share its instant (a decision, its trigger messages and phase row), and
+    each row asks for it again."""
+    if at.tzinfo is UTC:  # the usual case: "...+00:00" cut off, no conversion needed
+        text = at.isoformat()[:-6]
+        return (text.rstrip("0") if at.microsecond else text) + "Z"
     utc = at.astimezone(UTC).replace(tzinfo=None)
     if utc.microsecond:
         return utc.isoformat().rstrip("0") + "Z"
@@ -44,7 +52,11 @@ def decision_row(at: datetime, effect: EmitDecision) -> dict[str, Any]:
 
 
 def _coverage(result: CheckResult) -> dict[str, float]:
-    return {name: round(value, 6) for name, value in result.coverage.items()}
+    # Most coverages are exactly 0.0 or 1.0, which round() returns unchanged; skip the call for those.
+    return {
+        name: value if value == 1.0 or value == 0.0 else round(value, 6)
+        for name, value in result.coverage.items()
+    }
 
 
 def trigger_row(at: datetime, effect: PublishTrigger, message: OutMessage) -> dict[str, Any]:
@@ -102,7 +114,8 @@ def phase_row(effect: TransitionEnded) -> dict[str, Any]:
     }
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+# Messages and rows are trees (no cycles), so the encoder's cycle check is skipped.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str, check_circular=False)
 
 
 def encode(data: Any) -> bytes:

@@ -76,8 +76,9 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"cascade replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     result = anyio.run(replaying.replay, deliveries, policy, args.until, backend_options={"use_uvloop": True})
+    timeline = result.timeline  # a filtered copy of every audit row: build it once
     if not args.quiet:
-        for row in result.timeline:
+        for row in timeline:
             print(replaying.describe(row))
         print()
     print(
@@ -87,8 +88,8 @@ def _replay(args: argparse.Namespace) -> int:
     for line in replaying.summary_lines(result):
         print(line)
     if args.out:
-        replaying.write_timeline(result.timeline, args.out)
-        print(f"timeline: {args.out} ({len(result.timeline)} records)")
+        replaying.write_timeline(timeline, args.out)
+        print(f"timeline: {args.out} ({len(timeline)} records)")
     return 0
 
 

@@ -7,9 +7,10 @@ be evaluated at all waits with the reason (the old system failed open).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from policies.model import Expectation, ModeSpec, Policy, Status
 from policies.reports import Report, coverage, quality_score
@@ -68,43 +69,76 @@ def _check(
     policy: Policy,
     now: datetime,
 ) -> CheckResult:
+    # Runs on every event and every timer of every key, so: plain loops instead of comprehensions (each
+    # of those is a new frame), the decision taken before the result is built (once: a frozen dataclass).
+    # The work is done in the same order as it always was: coverage of every expected processor, then the
+    # scores, then staleness, so sums are added in the same order and the first error is the same one.
     expected = expectation.all
-    present = {name: reports[name] for name in expected if name in reports}
-    per_processor = {
-        name: coverage(present[name], policy.processors[name], policy.quality) if name in present else 0.0
-        for name in expected
-    }
-    completeness = sum(per_processor.values()) / len(expected)
-    scores = [quality_score(r, policy.processors[n], policy.quality) for n, r in present.items()]
-    quality = sum(scores) / len(scores) if scores else 0.0
+    specs, quality_spec = policy.processors, policy.quality
+    present: dict[str, Report] = {}
+    per_processor: dict[str, float] = {}
+    missing: list[str] = []
+    for name in expected:
+        if name in reports:
+            report = present[name] = reports[name]
+            per_processor[name] = coverage(report, specs[name], quality_spec)
+        else:
+            per_processor[name] = 0.0
+            missing.append(name)
+    scores: list[float] = []
+    for name, report in present.items():
+        scores.append(quality_score(report, specs[name], quality_spec))
     max_age = timedelta(seconds=policy.max_input_age_s)
-    stale = tuple(name for name, r in present.items() if now - r.timestamp > max_age)
-
-    base = CheckResult(
-        decision=Decision.WAIT,
-        completeness=round(completeness, 6),
-        quality_score=round(quality, 6),
-        missing=tuple(name for name in expected if name not in present),
-        stale=stale,
-        coverage=per_processor,
-        missing_critical=tuple(n for n in expectation.critical if n not in present),
-        failed_critical=tuple(
-            n for n in expectation.critical if n in present and present[n].status is Status.FAILED
-        ),
+    stale: list[str] = []
+    for name, report in present.items():
+        if now - report.timestamp > max_age:
+            stale.append(name)
+    missing_critical: list[str] = []
+    failed_critical: list[str] = []
+    for name in expectation.critical:
+        if name not in present:
+            missing_critical.append(name)
+        elif present[name].status is Status.FAILED:
+            failed_critical.append(name)
+    inputs = _Inputs(
+        completeness=round(sum(per_processor.values()) / len(expected), 6),
+        quality_score=round(sum(scores) / len(scores) if scores else 0.0, 6),
+        missing=tuple(missing),
+        missing_critical=tuple(missing_critical),
+        failed_critical=tuple(failed_critical),
+        newest_is_stale=bool(present) and len(stale) == len(present),
     )
-    newest_is_stale = bool(present) and len(stale) == len(present)
-    decision, reasons = _decide(base, mode, newest_is_stale, policy.max_input_age_s)
-    return replace(base, decision=decision, reasons=reasons)
+    decision, reasons = _decide(inputs, mode, policy.max_input_age_s)
+    return CheckResult(
+        decision,
+        inputs.completeness,
+        inputs.quality_score,
+        inputs.missing,
+        tuple(stale),
+        reasons,
+        per_processor,
+        inputs.missing_critical,
+        inputs.failed_critical,
+    )
 
 
-def _decide(
-    result: CheckResult, mode: ModeSpec, newest_is_stale: bool, max_age_s: int
-) -> tuple[Decision, tuple[str, ...]]:
+class _Inputs(NamedTuple):
+    """What the decision table reads."""
+
+    completeness: float
+    quality_score: float
+    missing: tuple[str, ...]
+    missing_critical: tuple[str, ...]
+    failed_critical: tuple[str, ...]
+    newest_is_stale: bool
+
+
+def _decide(result: _Inputs, mode: ModeSpec, max_age_s: int) -> tuple[Decision, tuple[str, ...]]:
     if result.failed_critical:
         return Decision.FAIL, (f"critical processor(s) failed: {', '.join(result.failed_critical)}",)
     if result.missing_critical:
         return Decision.WAIT, (f"critical processor(s) missing: {', '.join(result.missing_critical)}",)
-    if newest_is_stale and mode.stale_action == "wait":
+    if result.newest_is_stale and mode.stale_action == "wait":
         return Decision.WAIT, (f"inputs stale: newest report is older than {max_age_s}s",)
     if result.quality_score < mode.quality:
         return Decision.WAIT, (f"quality {result.quality_score:.3f} below {mode.quality:.3f}",)

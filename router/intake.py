@@ -11,18 +11,22 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from policies.model import Policy
-from policies.modes import ModeHints
 from policies.reports import Report
+from router import message_fastpath
 from router.events import CompletionArrived
 from router.keys import Key
-from router.messages import CompletionMessage
+from router.messages import Completion, CompletionMessage
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     key: Key
     event: CompletionArrived
-    message: CompletionMessage
+
+    @property
+    def message(self) -> CompletionMessage:
+        """The validated message model, built on demand: the router itself reads only `event`."""
+        return CompletionMessage.model_validate_json(self.event.original)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +47,21 @@ def accept(topic: str, message_id: str, data: bytes, policy: Policy) -> Accepted
         return Rejected(f"phase {parsed.phase!r} is not accepted on {topic} (expected one of {list(phases)})")
     processor = policy.names().resolve(parsed.processor_name, parsed.output_table)
     key = Key(parsed.game_date, transition)
-    return Accepted(key, _event(message_id, processor, parsed, original), parsed)
+    return Accepted(key, _event(message_id, processor, parsed, original))
 
 
-def _parse(data: bytes) -> tuple[CompletionMessage, str] | Rejected:
-    """Decode and validate in one pass (pydantic parses the JSON itself); the body text is kept as is."""
+def _parse(data: bytes) -> tuple[Completion, str] | Rejected:
+    """Decode and validate in one pass; the body text is kept as is. The fast path takes the well-formed
+    messages it can vouch for; pydantic decides on everything else, and words every rejection."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejected(f"not JSON: {exc}")
+    fast = message_fastpath.decode(text)
+    if fast is not None:
+        return fast, text
     try:
-        return CompletionMessage.model_validate_json(text), text
+        return CompletionMessage.model_validate_json(text).completion(), text
     except ValidationError as exc:
         return _rejection(exc)
 
@@ -75,26 +83,18 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _event(
-    message_id: str, processor: str | None, message: CompletionMessage, original: str
-) -> CompletionArrived:
+def _event(message_id: str, processor: str | None, message: Completion, original: str) -> CompletionArrived:
     report = Report(
         processor=processor or message.processor_name,
         status=message.status,
         timestamp=message.timestamp,
         record_count=message.record_count,
-        games_expected=message.metadata.games_expected,
-        games_processed=message.metadata.games_processed,
-        completion_pct=message.metadata.completion_pct,
-        counts=message.numeric_metadata(),
+        games_expected=message.games_expected,
+        games_processed=message.games_processed,
+        completion_pct=message.completion_pct,
+        counts=message.counts,
         output_table=message.output_table,
         correlation_id=message.correlation_id,
     )
-    hints = ModeHints(
-        processing_mode=message.processing_mode.value if message.processing_mode else None,
-        backfill_mode=message.backfill_mode,
-        skip_downstream_trigger=message.skip_downstream_trigger,
-        trigger_source=message.trigger_source,
-    )
     # The message exactly as published (unknown fields included) is what gets recorded.
-    return CompletionArrived(message_id, processor, message.processor_name, report, hints, original)
+    return CompletionArrived(message_id, processor, message.processor_name, report, message.hints, original)

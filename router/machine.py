@@ -208,24 +208,32 @@ def _remember(
 ) -> DateState:
     """Take a report into the state. Alerts and breaker counts belong to the instance that received the
     message (`received_here`); reports merged from the shared store were counted there already."""
-    state = state.evolve(
-        seen=state.seen | {event.message_id},
-        correlation_id=state.correlation_id or event.report.correlation_id,
-    )
+    # One copy of the state for all that changes here (each copy is a step's worth of cost).
+    seen = state.seen | {event.message_id}
+    correlation_id = state.correlation_id or event.report.correlation_id
     if event.processor is None:
         if received_here and event.raw_name not in state.unknown:
             out.append(alert(state, "unknown_processor", Severity.WARNING, _unknown_text(state, event)))
-        return state.evolve(unknown=state.unknown | {event.raw_name})
+        unknown = state.unknown | {event.raw_name}
+        return state.evolve(seen=seen, correlation_id=correlation_id, unknown=unknown)
     current = state.reports.get(event.processor)
     if current is not None and not event.report.supersedes(current):
-        return state  # an older retry arriving late: the newer report stands
+        # An older retry arriving late: the newer report stands.
+        return state.evolve(seen=seen, correlation_id=correlation_id)
     state = state.evolve(
+        seen=seen,
+        correlation_id=correlation_id,
         reports={**state.reports, event.processor: event.report},
-        last_input_at=max(filter(None, (state.last_input_at, event.report.timestamp))),
+        last_input_at=_newest(state.last_input_at, event.report.timestamp),
     )
     if not received_here:
         return state
     return _count_toward_breaker(state, event.report.status, now, policy, out)
+
+
+def _newest(last: datetime | None, timestamp: datetime) -> datetime:
+    """max(last, timestamp), the first of equals as `max` does; `last` is None before the first report."""
+    return timestamp if last is None or timestamp > last else last
 
 
 def _count_toward_breaker(
@@ -251,7 +259,9 @@ def _unknown_text(state: DateState, event: ev.CompletionArrived) -> str:
 def _on_tick(state: DateState, now: datetime, policy: Policy, out: list[Effect]) -> DateState:
     if state.settled or not policy.modes[state.mode].cascade:
         return state
-    state = state.evolve(breaker=breakers.advance(state.breaker, now, policy.breaker))
+    breaker = breakers.advance(state.breaker, now, policy.breaker)
+    if breaker is not state.breaker:
+        state = state.evolve(breaker=breaker)
     if state.breaker.state is BreakerState.OPEN:
         return state.evolve(phase=Phase.BREAKER_OPEN)
     trial = state.breaker.state is BreakerState.HALF_OPEN
@@ -373,11 +383,13 @@ def _evaluate_and_act(
 
 def _settle_non_proceeding(state: DateState, result: CheckResult, out: list[Effect]) -> DateState:
     if result.decision is Decision.FAIL:
-        if state.phase is not Phase.FAILED:
-            text = f"{state.key}: {'; '.join(result.reasons)}"
-            out.append(alert(state, "critical_input_failed", Severity.ERROR, text))
+        if state.phase is Phase.FAILED:
+            return state
+        text = f"{state.key}: {'; '.join(result.reasons)}"
+        out.append(alert(state, "critical_input_failed", Severity.ERROR, text))
         return state.evolve(phase=Phase.FAILED)
-    return state.evolve(phase=Phase.COLLECTING)
+    # Mostly collecting already: no copy then.
+    return state if state.phase is Phase.COLLECTING else state.evolve(phase=Phase.COLLECTING)
 
 
 def _next_check(mode: Mode, now: datetime, policy: Policy) -> datetime | None:

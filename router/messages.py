@@ -1,12 +1,19 @@
-"""The completion message processors publish, validated. Unknown extra fields are tolerated and kept."""
+"""The completion message processors publish, validated. Unknown extra fields are tolerated and kept.
+
+`CompletionMessage` (pydantic) is the validation of record: what it rejects is dead-lettered with its error
+text. `Completion` is the part of a valid message the router reads; `router.message_fastpath` produces the
+same `Completion` faster for the messages it can vouch for, and leaves every other one to this model.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from policies.model import Mode, Status
+from policies.modes import ModeHints
 
 
 class CompletionMetadata(BaseModel):
@@ -53,9 +60,7 @@ class CompletionMessage(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         # Producers sometimes omit the offset; their clocks are UTC (Cloud Run), so read a naive value as UTC.
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return as_utc(value)
 
     def numeric_metadata(self) -> dict[str, int]:
         """Integer metadata fields a processor spec may name as its output count."""
@@ -65,3 +70,53 @@ class CompletionMessage(BaseModel):
             for key, value in fields.items()
             if isinstance(value, int) and not isinstance(value, bool)
         }
+
+    def completion(self) -> Completion:
+        metadata = self.metadata
+        return Completion(
+            processor_name=self.processor_name,
+            phase=self.phase,
+            game_date=self.game_date,
+            status=self.status,
+            timestamp=self.timestamp,
+            record_count=self.record_count,
+            games_expected=metadata.games_expected,
+            games_processed=metadata.games_processed,
+            completion_pct=metadata.completion_pct,
+            counts=self.numeric_metadata(),
+            output_table=self.output_table,
+            correlation_id=self.correlation_id,
+            hints=ModeHints(
+                processing_mode=self.processing_mode.value if self.processing_mode else None,
+                backfill_mode=self.backfill_mode,
+                skip_downstream_trigger=self.skip_downstream_trigger,
+                trigger_source=self.trigger_source,
+            ),
+        )
+
+
+class Completion(NamedTuple):
+    """What the router reads from a valid completion message, whichever decoder read it. A named tuple, not a
+    frozen dataclass: it lives for one delivery, and builds in a fifth of the time."""
+
+    processor_name: str
+    phase: str
+    game_date: date
+    status: Status
+    timestamp: datetime
+    record_count: int | None
+    games_expected: int | None
+    games_processed: int | None
+    completion_pct: float | None
+    counts: dict[str, int]
+    output_table: str | None
+    correlation_id: str | None
+    hints: ModeHints
+
+
+def as_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -75,18 +75,22 @@ class DateState:
     def evolve(self, **changes: Any) -> DateState:
         """A copy with `changes` applied. `dataclasses.replace` does the same ~10x slower; the machine copies
         the state a few times per step and this is on the replay's hot path."""
-        unknown = changes.keys() - _FIELD_NAMES
-        if unknown:
-            raise TypeError(f"DateState has no field(s) {sorted(unknown)}")
-        new = object.__new__(DateState)
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
+        if not _FIELD_NAMES.issuperset(changes):
+            raise TypeError(f"DateState has no field(s) {sorted(changes.keys() - _FIELD_NAMES)}")
+        new = _new_instance(DateState)
+        fields_of_new = new.__dict__
+        fields_of_new.update(self.__dict__)
+        fields_of_new.update(changes)
         return new
 
     @property
     def settled(self) -> bool:
         """No more automatic work: triggered, or a publish confirmation is outstanding."""
-        return self.phase.is_triggered or self.phase is Phase.PUBLISHING
+        # A tuple, not a set: `in` compares by identity first, a set would hash the member (Enum.__hash__ is
+        # Python code), and this is asked several times per step.
+        return self.phase in _SETTLED
 
 
+_SETTLED = (Phase.PUBLISHING, Phase.TRIGGERED, Phase.TRIGGERED_DEGRADED)
+_new_instance = object.__new__
 _FIELD_NAMES = frozenset(f.name for f in fields(DateState))

@@ -31,7 +31,17 @@ def wake_at(state: DateState, policy: Policy) -> datetime | None:
         candidates.append(due.self_heal_at)
         if not state.fallback_done:
             candidates.append(due.fallback_at)
-    return min((at for at in candidates if at is not None), default=None)
+    return _earliest(candidates)
+
+
+def _earliest(candidates: list[datetime | None]) -> datetime | None:
+    """`min` of the ones that are set (the first of equals, as `min` does), without a generator frame:
+    this runs on every step of every key."""
+    earliest = None
+    for at in candidates:
+        if at is not None and (earliest is None or at < earliest):
+            earliest = at
+    return earliest
 
 
 def due(at: datetime | None, now: datetime) -> bool:

@@ -6,11 +6,12 @@ transition's expectation with a mode exactly as the policy does (`check_in_mode`
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
 
-from policies import decision
+from policies import decision, reports
 from policies.decision import Decision, check
 from policies.model import Expectation, Mode, Policy, Status
 from policies.reports import Report, coverage, quality_score
@@ -405,3 +406,15 @@ def test_an_error_inside_an_otherwise_passing_check_waits_instead_of_proceeding(
     assert not result.decision.proceeds
     assert result.reasons == ("check could not be evaluated: RuntimeError: coverage exploded",)
     assert (result.completeness, result.quality_score) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "clamped"), [(-0.0, 0.0), (-1.0, 0.0), (0.25, 0.25), (1.0, 1.0), (2.0, 1.0)]
+)
+def test_coverage_is_clamped_to_0_and_1_with_a_positive_zero(value: float, clamped: float) -> None:
+    got = reports._clamp(value)
+    assert got == clamped and math.copysign(1.0, got) == 1.0
+
+
+def test_a_nan_coverage_clamps_to_1_as_max_min_did() -> None:
+    assert reports._clamp(float("nan")) == 1.0
