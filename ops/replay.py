@@ -149,7 +149,7 @@ async def replay(
         publisher,
         audit,
         clock,
-        EngineConfig(instance_id="replay"),
+        EngineConfig(instance_id="replay", concurrent=False),
     )
     outcomes: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
     with _frozen_history():
