@@ -74,26 +74,50 @@ def decode(text: str) -> Completion | None:
     if timestamp is None or metadata is None:
         return None
     games_expected, games_processed, completion_pct, counts = metadata
-    return Completion(
-        processor_name=wire.processor_name,
-        phase=wire.phase,
-        game_date=wire.game_date,
-        status=wire.status,
-        timestamp=timestamp,
-        record_count=wire.record_count,
-        games_expected=games_expected,
-        games_processed=games_processed,
-        completion_pct=completion_pct,
-        counts=counts,
-        output_table=wire.output_table,
-        correlation_id=wire.correlation_id,
-        hints=ModeHints(
-            processing_mode=wire.processing_mode.value if wire.processing_mode else None,
-            backfill_mode=wire.backfill_mode,
-            skip_downstream_trigger=wire.skip_downstream_trigger,
-            trigger_source=wire.trigger_source,
-        ),
+    hints = _hints(
+        wire.processing_mode.value if wire.processing_mode else None,
+        wire.backfill_mode,
+        wire.skip_downstream_trigger,
+        wire.trigger_source,
     )
+    # Positional: the field order of `Completion` (keywords cost twice as much for a named tuple).
+    return Completion(
+        wire.processor_name,
+        wire.phase,
+        wire.game_date,
+        wire.status,
+        timestamp,
+        wire.record_count,
+        games_expected,
+        games_processed,
+        completion_pct,
+        counts,
+        wire.output_table,
+        wire.correlation_id,
+        hints,
+    )
+
+
+_HintsKey = tuple[str | None, bool, bool, str | None]
+_KNOWN_HINTS: dict[_HintsKey, ModeHints] = {}
+_KNOWN_HINTS_LIMIT = 64
+
+
+def _hints(
+    processing_mode: str | None,
+    backfill_mode: bool,
+    skip_downstream_trigger: bool,
+    trigger_source: str | None,
+) -> ModeHints:
+    """ModeHints are frozen and a day's messages carry the same few (mostly: no mode, trigger_source
+    "pubsub"), so they are shared instead of built per message. Bounded: trigger_source is free text."""
+    key = (processing_mode, backfill_mode, skip_downstream_trigger, trigger_source)
+    hints = _KNOWN_HINTS.get(key)
+    if hints is None:
+        hints = ModeHints(*key)
+        if len(_KNOWN_HINTS) < _KNOWN_HINTS_LIMIT:
+            _KNOWN_HINTS[key] = hints
+    return hints
 
 
 def _timestamp(text: str) -> datetime | None:

@@ -7,7 +7,6 @@ leaves the key collecting.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from policies import breaker as breakers
@@ -24,6 +23,7 @@ from router.effects import (
     Source,
     TransitionEnded,
 )
+from router.keys import Key
 from router.payloads import build_messages
 from router.state import Attempt, DateState, Phase, Published
 
@@ -116,7 +116,7 @@ def trip_breaker(state: DateState, now: datetime, policy: Policy, out: list[Effe
 def _open_next(state: DateState, policy: Policy, out: list[Effect]) -> None:
     following = policy.transitions[state.key.transition].next
     if following is not None:
-        nxt = replace(state.key, transition=following)
+        nxt = Key(state.key.game_date, following)
         out.append(OpenDownstream(nxt, state.mode, state.correlation_id))
 
 

@@ -187,3 +187,10 @@ def test_arbitrary_messages_get_the_same_answer_from_both_decoders(
     changes = {name: data.draw(_fields[name], label=name) for name in changed}
     body = {k: v for k, v in {**VALID, **changes}.items() if k not in drop}
     _same_answer(json.dumps(body))
+
+
+def test_shared_mode_hints_stay_bounded_whatever_trigger_sources_producers_invent() -> None:
+    for n in range(200):
+        decoded = _same_answer(_with(trigger_source=f"source-{n}"))
+        assert decoded is not None and decoded.hints.trigger_source == f"source-{n}"
+    assert len(message_fastpath._KNOWN_HINTS) <= message_fastpath._KNOWN_HINTS_LIMIT
