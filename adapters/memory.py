@@ -17,7 +17,7 @@ from adapters.ports import AuditRow, Change, KeyRecord, Outgoing, T
 from adapters.record_ops import RecordOperations
 from router.keys import Key
 from router.records import completion_document
-from router.shared import EMPTY, SharedKey
+from router.shared import EMPTY, ClaimState, SharedKey
 
 
 class SimulatedOutage:
@@ -69,7 +69,9 @@ class MemoryStateStore(SimulatedOutage, RecordOperations):
 
     async def recent(self, since: date) -> list[KeyRecord]:
         return [
-            KeyRecord(key, shared.mode, shared.published_at if shared.claim_state == "published" else None)
+            KeyRecord(
+                key, shared.mode, shared.published_at if shared.claim_state is ClaimState.PUBLISHED else None
+            )
             for key, shared in sorted(self.keys.items())
             if key.game_date >= since
         ]

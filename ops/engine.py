@@ -168,16 +168,23 @@ class Engine:
     async def _handle(self, key: Key, event: ev.Event, pending: deque[FollowUp]) -> Delivery:
         """`event`, then the outcome of the publish it started, under the key's lock."""
         async with self._locks[key] if self._concurrent else _ALONE:
-            decided = await self._decide(key, event)
-            outcome = _delivery(event, decided)
-            follow_up = await self._carry_out(key, decided, pending)
+            decided, follow_up = await self._once(key, event, pending)
             while follow_up is not None:
-                follow_up = await self._carry_out(key, await self._decide(key, follow_up), pending)
-        return outcome
+                _, follow_up = await self._once(key, follow_up, pending)
+        return _delivery(event, decided)
 
-    async def _decide(self, key: Key, event: ev.Event) -> Decided:
+    async def _once(
+        self, key: Key, event: ev.Event, pending: deque[FollowUp]
+    ) -> tuple[Decided, ev.Event | None]:
+        """One event, decided and carried out at one time under one policy (a reload mid-event never mixes
+        two policies); returns the outcome of the publish it started, if any."""
+        now, policy = self._clock.now(), self._policy()
+        decided = await self._decide(key, event, now, policy)
+        return decided, await self._carry_out(key, decided, now, policy, pending)
+
+    async def _decide(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> Decided:
         """One store update: merge, step, fold (see the module docstring); then commit the state here."""
-        now, policy, state = self._clock.now(), self._policy(), self.states.get(key)
+        state = self.states.get(key)
 
         def change(shared: SharedKey) -> tuple[SharedKey, Decided]:
             return decide(shared, state, key, event, now, policy, self._who)
@@ -195,9 +202,10 @@ class Engine:
             self.states[key] = decided.state
         return decided
 
-    async def _carry_out(self, key: Key, decided: Decided, pending: deque[FollowUp]) -> ev.Event | None:
+    async def _carry_out(
+        self, key: Key, decided: Decided, now: datetime, policy: Policy, pending: deque[FollowUp]
+    ) -> ev.Event | None:
         """The outbound and local effects, in order; returns the outcome of a publish, if one was started."""
-        now, policy = self._clock.now(), self._policy()
         rows: list[AuditRow] = []
         outcome: ev.Event | None = None
         for effect in decided.effects:

@@ -23,11 +23,6 @@ class Accepted:
     key: Key
     event: CompletionArrived
 
-    @property
-    def message(self) -> CompletionMessage:
-        """The validated message model, built on demand: the router itself reads only `event`."""
-        return CompletionMessage.model_validate_json(self.event.original)
-
 
 @dataclass(frozen=True, slots=True)
 class Rejected:

@@ -24,13 +24,14 @@ _REPORT_FIELDS = tuple(f.name for f in fields(Report) if f.name != "processor")
 MESSAGE_JSON = "message_json"
 
 
-def completion_id(effect: RecordCompletion) -> str:
-    return f"{effect.processor or 'unknown'}__{effect.message_id}"  # as `body_of`
+def completion_id(completion: RecordCompletion | CompletionArrived) -> str:
+    """Under which id a completion is recorded: one per processor and message (a redelivery is the same)."""
+    return f"{completion.processor or 'unknown'}__{completion.message_id}"
 
 
 def body_of(event: CompletionArrived) -> tuple[str, str]:
     """The completion id the machine records `event` under, and its body as published."""
-    return f"{event.processor or 'unknown'}__{event.message_id}", event.original
+    return completion_id(event), event.original
 
 
 def summary(effect: RecordCompletion) -> dict[str, Any]:

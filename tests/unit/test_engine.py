@@ -14,6 +14,7 @@ import pytest
 from adapters.clock import VirtualClock
 from adapters.errors import PublishError, TransientError
 from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
+from ops.audit_rows import iso_z
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.replay import advance
 from policies.model import Mode, Policy
@@ -433,3 +434,24 @@ async def test_concurrent_deliveries_each_report_their_own_outcome(policy: Polic
         tasks.start_soon(deliver, "m-1", first)  # a redelivery
         tasks.start_soon(deliver, "m-2", other_date)  # new, on another date
     assert outcomes == {"m-1": Delivery.DUPLICATE, "m-2": Delivery.ROUTED}
+
+
+class TickingClock(VirtualClock):
+    """Every reading is one second after the last, as if each await took a second."""
+
+    def now(self) -> datetime:
+        self.set(super().now() + timedelta(seconds=1))
+        return super().now()
+
+
+async def test_an_events_audit_rows_carry_the_time_it_was_decided_at_not_a_later_reading(
+    policy: Policy,
+) -> None:
+    rig = Rig(policy)
+    clock = TickingClock(NIGHT)
+    rig.engine = Engine(lambda: policy, rig.store, rig.publisher, rig.audit, clock)
+    ts = "2025-12-31T06:00:00Z"
+    body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-30", ts)).encode()
+    await rig.engine.deliver(PHASE2_TOPIC, "m-1", body, {})
+    [decision] = rig.rows("decision")
+    assert decision["at"] == iso_z(rig.engine.states[PHASE2].opened_at)
