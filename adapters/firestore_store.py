@@ -364,9 +364,9 @@ def _translated(exc: Exception, operation: str, timed_out: bool) -> BaseExceptio
     """What to raise instead of `exc`: TransientError for an outage or timeout, `exc` itself for a bug."""
     if timed_out:
         return TransientError(f"Firestore did not complete {operation} in time")
-    # The library's transaction helper wraps what went wrong in a ValueError ("failed to commit in N attempts",
-    # or a rollback of a transaction never begun, with the outage or cancellation as __context__). This store
-    # no longer runs transactions; the unwrapping stays for any call that does.
+    # The library's transaction helper wraps what went wrong in a ValueError ("failed to commit in N
+    # attempts", or a rollback of a transaction never begun, with the outage or cancellation as
+    # __context__). This store no longer runs transactions; the unwrapping stays for any call that does.
     chain = list(_chain(exc)) if isinstance(exc, ValueError) else [exc]
     if any(isinstance(cause, _TRANSIENT) for cause in chain):
         return TransientError(f"Firestore unavailable during {operation}: {exc}")
