@@ -21,7 +21,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy router policies adapters ops
+	$(BIN)/mypy router policies views adapters ops
 	$(BIN)/lint-imports
 
 test: lint

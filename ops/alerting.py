@@ -60,13 +60,18 @@ class Notifier:
         self.gate = AlertGate()
 
     async def alert(
-        self, effect: RaiseAlert, now: datetime, spec: AlertLimitSpec, rows: list[AuditRow]
+        self,
+        effect: RaiseAlert,
+        now: datetime,
+        spec: AlertLimitSpec,
+        rows: list[AuditRow],
+        context: audit_rows.AlertContext = audit_rows.NO_CONTEXT,
     ) -> None:
         """Send `effect` if the rate limit lets it through (its row joins `rows`)."""
         await self.flush_summaries(now, spec)
         if not self.gate.admit(effect.signature, now, spec):
             return
-        row = audit_rows.alert_row(now, effect)
+        row = audit_rows.alert_row(now, effect, context)
         rows.append(row)
         await self._send_alert(row)
 

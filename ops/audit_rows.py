@@ -7,14 +7,26 @@ change them only together with docs and DDL.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from policies.decision import CheckResult
-from router.effects import EmitDecision, OutMessage, PublishTrigger, RaiseAlert, TransitionEnded
+from policies.model import Policy
+from router.effects import (
+    EmitDecision,
+    OutMessage,
+    PublishTrigger,
+    RaiseAlert,
+    RecordCompletion,
+    TransitionEnded,
+)
+from router.next_step import next_step
+from router.state import DateState
 
-TIMELINE_KINDS = frozenset({"decision", "trigger", "alert", "dead_letter"})
+# Every kind of row the audit log (and so a replay timeline) holds.
+KINDS = ("input", "decision", "trigger", "alert", "phase_completion", "slo", "dead_letter")
 
 
 @lru_cache(maxsize=1024)
@@ -30,6 +42,24 @@ def iso_z(at: datetime) -> str:
     if utc.microsecond:
         return utc.isoformat().rstrip("0") + "Z"
     return utc.isoformat() + "Z"
+
+
+def input_row(at: datetime, effect: RecordCompletion) -> dict[str, Any]:
+    """A completion message as recorded: when it arrived, which processor it matched (None: no match)."""
+    report = effect.report
+    return {
+        "at": iso_z(at),
+        "kind": "input",
+        "game_date": effect.key.game_date.isoformat(),
+        "transition": effect.key.transition,
+        "processor": effect.processor,
+        "raw_name": effect.raw_name,
+        "status": report.status.value,
+        "message_id": effect.message_id,
+        "reported_at": iso_z(report.timestamp),
+        "record_count": report.record_count,
+        "mode_hint": effect.mode_hint.value if effect.mode_hint else None,
+    }
 
 
 def decision_row(at: datetime, effect: EmitDecision) -> dict[str, Any]:
@@ -74,7 +104,28 @@ def trigger_row(at: datetime, effect: PublishTrigger, message: OutMessage) -> di
     }
 
 
-def alert_row(at: datetime, effect: RaiseAlert) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class AlertContext:
+    """What an alert says besides its message: the mode, what is missing, what the router does next."""
+
+    mode: str | None = None
+    missing: tuple[str, ...] = ()
+    next_action: str | None = None
+    next_at: datetime | None = None
+
+    @classmethod
+    def of(cls, state: DateState | None, policy: Policy) -> AlertContext:
+        if state is None:
+            return cls()
+        upcoming = next_step(state, policy)
+        missing = state.last.missing if state.last is not None else ()
+        return cls(state.mode.value, tuple(missing), upcoming.action, upcoming.at)
+
+
+NO_CONTEXT = AlertContext()
+
+
+def alert_row(at: datetime, effect: RaiseAlert, context: AlertContext = NO_CONTEXT) -> dict[str, Any]:
     return {
         "at": iso_z(at),
         "kind": "alert",
@@ -83,6 +134,10 @@ def alert_row(at: datetime, effect: RaiseAlert) -> dict[str, Any]:
         "game_date": effect.game_date.isoformat() if effect.game_date else None,
         "transition": effect.transition,
         "message": effect.message,
+        "mode": context.mode,
+        "missing": list(context.missing),
+        "next_action": context.next_action,
+        "next_at": iso_z(context.next_at) if context.next_at is not None else None,
     }
 
 

@@ -42,6 +42,7 @@ from router.effects import (
     OpenDownstream,
     PublishTrigger,
     RaiseAlert,
+    RecordCompletion,
     SetTimer,
     TransitionEnded,
 )
@@ -213,9 +214,12 @@ class Engine:
                 case PublishTrigger():
                     outcome = await self._sender.send(effect, decided.claim, self.states.get(key), rows)
                 case RaiseAlert():
-                    await self._notifier.alert(effect, now, policy.alerts, rows)
+                    context = audit_rows.AlertContext.of(decided.state, policy)
+                    await self._notifier.alert(effect, now, policy.alerts, rows, context)
                 case TransitionEnded():
                     await self._notifier.ended(effect, rows)
+                case RecordCompletion():
+                    rows.append(audit_rows.input_row(now, effect))
                 case EmitDecision():
                     rows.append(audit_rows.decision_row(now, effect))
                 case SetTimer(at=at) if at is not None:

@@ -22,7 +22,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from adapters.clock import VirtualClock
 from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
 from adapters.ports import AuditRow
-from ops.audit_rows import TIMELINE_KINDS
 from ops.engine import Delivery, Engine, EngineConfig
 from policies.model import Policy
 from router.keys import Key
@@ -120,7 +119,8 @@ class ReplayResult:
 
     @property
     def timeline(self) -> list[AuditRow]:
-        return [row for row in self.rows if row["kind"] in TIMELINE_KINDS]
+        """Every audit row, in the order written: what `--out` writes and what the views read."""
+        return self.rows
 
     def triggers(self) -> list[AuditRow]:
         return [row for row in self.rows if row["kind"] == "trigger"]
@@ -246,4 +246,15 @@ def describe(row: Mapping[str, Any]) -> str:
         )
     if kind == "alert":
         return f"{head} {row['severity']:<8} {row['alert']}: {row['message']}"
+    if kind == "input":
+        name = row["processor"] or f"{row['raw_name']} (unknown)"
+        return f"{head} {row['game_date']} {row['transition']:<17} {name} {row['status']}"
+    if kind == "phase_completion":
+        return (
+            f"{head} {row['game_date']} {row['transition']:<17} {row['mode']:<9} {row['outcome']} "
+            f"source={row['source'] or '-'}"
+        )
+    if kind == "slo":
+        missed = [r["slo"] for r in row["results"] if not r["met"]]
+        return f"{head} {row['game_date']} {row['mode']} {row['outcome']} missed={','.join(missed) or '-'}"
     return f"{head} {row['topic']} {row['message_id']}: {row['reason']}"

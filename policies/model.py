@@ -203,6 +203,47 @@ class AlertLimitSpec(Frozen):
     window_s: int = Field(default=3600, gt=0)
 
 
+class ModeSlo(Frozen):
+    """Per-date objectives for one mode; None: no objective of that kind for the mode."""
+
+    # First phase-2 input of a date -> its last transition's trigger published.
+    end_to_end_s: int | None = Field(default=None, gt=0)
+    # Lowest completeness / quality among the date's triggers.
+    completeness: Fraction | None = None
+    quality: Fraction | None = None
+
+
+def _default_mode_slos() -> dict[Mode, ModeSlo]:
+    # Same-day numbers are the design's; the other modes follow their thresholds, with the time their
+    # deadlines allow (overnight has until the next morning, tomorrow a few hours before the evening).
+    return {
+        Mode.OVERNIGHT: ModeSlo(end_to_end_s=8 * 3600, completeness=1.0, quality=0.95),
+        Mode.SAME_DAY: ModeSlo(end_to_end_s=2 * 3600, completeness=0.8, quality=0.90),
+        Mode.TOMORROW: ModeSlo(end_to_end_s=4 * 3600, completeness=0.75, quality=0.85),
+        Mode.MANUAL: ModeSlo(),
+        Mode.BACKFILL: ModeSlo(),
+    }
+
+
+class SloSpec(Frozen):
+    modes: dict[Mode, ModeSlo] = Field(default_factory=_default_mode_slos)
+    # Rolling objectives over `window_days`: triggers with source=cascade / all triggers, and the share of
+    # triggers that needed the self-heal deadline.
+    cascade_success_rate: Fraction = 0.95
+    self_heal_share_max: Fraction = 0.20
+    window_days: int = Field(default=30, ge=1, le=365)
+    # A date in one of `stuck_modes` that made no progress (no input, no trigger) for this long is stuck.
+    stuck_after_s: int = Field(default=2 * 3600, gt=0)
+    stuck_modes: tuple[Mode, ...] = (Mode.SAME_DAY,)
+    # ETA: the median duration of each transition over the last `eta_history_days` days of the same mode;
+    # `default_transition_s` where there is no history yet.
+    eta_history_days: int = Field(default=14, ge=1, le=365)
+    default_transition_s: int = Field(default=1800, gt=0)
+
+    def for_mode(self, mode: Mode) -> ModeSlo:
+        return self.modes.get(mode, ModeSlo())
+
+
 class Policy(Frozen):
     version: int = 1
     timezone: str = "America/New_York"
@@ -216,6 +257,7 @@ class Policy(Frozen):
     breaker: BreakerSpec = BreakerSpec()
     publish_retry: RetrySpec = RetrySpec()
     alerts: AlertLimitSpec = AlertLimitSpec()
+    slo: SloSpec = SloSpec()
     _names: NameIndex | None = PrivateAttr(default=None)
 
     @field_validator("overnight_cutover")

@@ -30,8 +30,8 @@ def explicit_mode(hints: ModeHints) -> Mode | None:
     return None
 
 
-def detect_mode(game_date: date, now: datetime, hints: ModeHints, tz: str, overnight_cutover: str) -> Mode:
-    require_aware(now)
+def hinted_mode(hints: ModeHints) -> Mode | None:
+    """The mode the message's own fields decide (stated, backfill flags, a manual trigger), if any."""
     stated = explicit_mode(hints)
     if stated is not None:
         return stated
@@ -39,7 +39,12 @@ def detect_mode(game_date: date, now: datetime, hints: ModeHints, tz: str, overn
         return Mode.BACKFILL
     if (hints.trigger_source or "").lower() == "manual":
         return Mode.MANUAL
-    return calendar_mode(game_date, now, tz, overnight_cutover)
+    return None
+
+
+def detect_mode(game_date: date, now: datetime, hints: ModeHints, tz: str, overnight_cutover: str) -> Mode:
+    require_aware(now)
+    return hinted_mode(hints) or calendar_mode(game_date, now, tz, overnight_cutover)
 
 
 def calendar_mode(game_date: date, now: datetime, tz: str, overnight_cutover: str) -> Mode:

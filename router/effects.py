@@ -43,6 +43,8 @@ class RecordCompletion:
     raw_name: str
     report: Report
     message_json: str  # the body exactly as published
+    # The mode the message's own fields decide (stated, backfill, manual), None: left to the calendar.
+    mode_hint: Mode | None = None
 
 
 @dataclass(frozen=True, slots=True)

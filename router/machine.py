@@ -17,7 +17,7 @@ from policies import breaker as breakers
 from policies.breaker import Breaker, BreakerState
 from policies.decision import CheckResult, Decision, check
 from policies.model import Mode, Policy, Status
-from policies.modes import ModeHints, detect_mode
+from policies.modes import ModeHints, detect_mode, hinted_mode
 from router import events as ev
 from router.effects import (
     Cause,
@@ -141,8 +141,11 @@ def _on_completion(
         out.append(DuplicateIgnored(key, event.message_id))
         return state
     state = _adopt_explicit_mode(state, event, out)
+    hint = hinted_mode(event.hints)
     out.append(
-        RecordCompletion(key, event.message_id, event.processor, event.raw_name, event.report, event.original)
+        RecordCompletion(
+            key, event.message_id, event.processor, event.raw_name, event.report, event.original, hint
+        )
     )
     state = _remember(state, event, now, policy, out)
     if state.settled:

@@ -1,0 +1,1 @@
+"""The operator's view: pure read models (day board, ETA, explanations, SLOs) built from audit rows."""

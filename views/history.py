@@ -1,0 +1,267 @@
+"""The recorded history of game dates, typed: what every view is built from.
+
+Input is audit rows (`ops/audit_rows.py` writes them; the replay timeline, the daemon's recent rows and the
+BigQuery `orchestration_events.payload` all hold the same dicts). Whatever the source, rows are put in one
+canonical order here (time, then kind, then content), so the same history read from any source gives the same
+views: the timeline keeps write order, BigQuery does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from policies.model import Mode
+
+# The order rows of one instant are read in (an input causes a check, a check a trigger, ...).
+KIND_ORDER = {
+    "input": 0,
+    "decision": 1,
+    "trigger": 2,
+    "alert": 3,
+    "phase_completion": 4,
+    "slo": 5,
+}
+
+
+class HistoryError(ValueError):
+    """An audit row this reader cannot use; says which row and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputSeen:
+    at: datetime
+    transition: str
+    processor: str | None  # None: matched no policy name (recorded, not counted)
+    raw_name: str
+    status: str
+    message_id: str
+    reported_at: datetime
+    record_count: int | None
+    mode_hint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    at: datetime
+    transition: str
+    mode: Mode
+    decision: str
+    completeness: float
+    quality: float
+    missing: tuple[str, ...]
+    reasons: tuple[str, ...]
+    cause: str
+    coverage: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSent:
+    at: datetime
+    transition: str
+    mode: Mode
+    topic: str
+    trigger_id: str
+    source: str
+    degraded: bool
+    messages: int  # one row per message; per-table payloads publish several
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSent:
+    at: datetime
+    alert: str
+    severity: str
+    transition: str | None
+    message: str
+    missing: tuple[str, ...]
+    next_action: str | None
+    next_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    at: datetime
+    transition: str
+    mode: Mode
+    outcome: str  # triggered | triggered_degraded | failed
+    source: str | None
+    opened_at: datetime
+    ended_at: datetime
+    completeness: float
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.opened_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class DayHistory:
+    game_date: date
+    inputs: tuple[InputSeen, ...] = ()
+    checks: tuple[Check, ...] = ()
+    triggers: tuple[TriggerSent, ...] = ()
+    alerts: tuple[AlertSent, ...] = ()
+    ended: tuple[Ended, ...] = ()
+    slo_rows: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def mode(self) -> Mode | None:
+        """The date's pinned mode: the first one any row states (a date's transitions share it)."""
+        for rows in (self.checks, self.triggers, self.ended):
+            if rows:
+                return rows[0].mode
+        return None
+
+    @property
+    def first_at(self) -> datetime | None:
+        return self.opened(None)
+
+    def opened(self, transition: str | None) -> datetime | None:
+        """The first input or check (of `transition`, or of any): when the key (or date) opened here."""
+        times = [r.at for r in self.inputs if transition in (None, r.transition)]
+        times += [r.at for r in self.checks if transition in (None, r.transition)]
+        return min(times) if times else None
+
+    def of(self, transition: str) -> DayHistory:
+        """Only the rows of one transition (date-wide SLO rows are kept)."""
+        return DayHistory(
+            self.game_date,
+            tuple(r for r in self.inputs if r.transition == transition),
+            tuple(r for r in self.checks if r.transition == transition),
+            tuple(r for r in self.triggers if r.transition == transition),
+            tuple(r for r in self.alerts if r.transition == transition),
+            tuple(r for r in self.ended if r.transition == transition),
+            self.slo_rows,
+        )
+
+    def trigger(self, transition: str) -> TriggerSent | None:
+        return next((t for t in self.triggers if t.transition == transition), None)
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return value.astimezone(UTC)
+
+
+def canonical_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows by time, then kind, then content: one order whatever order the source returned them in."""
+    keyed = [(str(r.get("at", "")), KIND_ORDER.get(str(r.get("kind")), 9), _content(r), r) for r in rows]
+    keyed.sort(key=lambda item: item[:3])
+    return [item[3] for item in keyed]
+
+
+def _content(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
+
+
+def by_date(rows: Iterable[Mapping[str, Any]]) -> dict[date, DayHistory]:
+    """Every dated row, grouped per game date; rows without a date (dead letters, summaries) are skipped."""
+    grouped: dict[date, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for number, row in enumerate(canonical_order(rows), start=1):
+        kind, text = row.get("kind"), row.get("game_date")
+        if kind not in KIND_ORDER or not text:
+            continue
+        try:
+            grouped[date.fromisoformat(str(text))][str(kind)].append(_typed(str(kind), row))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HistoryError(f"audit row {number} ({kind} of {text}): {exc!r}") from exc
+    return {day: _day(day, parts) for day, parts in sorted(grouped.items())}
+
+
+def _day(day: date, parts: Mapping[str, list[Any]]) -> DayHistory:
+    return DayHistory(
+        day,
+        tuple(parts.get("input", ())),
+        tuple(parts.get("decision", ())),
+        _one_per_trigger(parts.get("trigger", [])),
+        tuple(parts.get("alert", ())),
+        tuple(parts.get("phase_completion", ())),
+        tuple(parts.get("slo", ())),
+    )
+
+
+def _one_per_trigger(rows: list[TriggerSent]) -> tuple[TriggerSent, ...]:
+    first: dict[str, TriggerSent] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        first.setdefault(row.trigger_id, row)
+        counts[row.trigger_id] += 1
+    return tuple(_with_messages(row, counts[tid]) for tid, row in first.items())
+
+
+def _with_messages(row: TriggerSent, messages: int) -> TriggerSent:
+    return TriggerSent(
+        row.at, row.transition, row.mode, row.topic, row.trigger_id, row.source, row.degraded, messages
+    )
+
+
+def _typed(kind: str, row: Mapping[str, Any]) -> Any:
+    at = parse_time(row["at"])
+    if kind == "input":
+        return InputSeen(
+            at,
+            row["transition"],
+            row.get("processor"),
+            row["raw_name"],
+            row["status"],
+            row["message_id"],
+            parse_time(row["reported_at"]),
+            row.get("record_count"),
+            row.get("mode_hint"),
+        )
+    if kind == "decision":
+        coverage = row.get("coverage") or {}
+        return Check(
+            at,
+            row["transition"],
+            Mode(row["mode"]),
+            row["decision"],
+            float(row["completeness"]),
+            float(row["quality_score"]),
+            tuple(row.get("missing") or ()),
+            tuple(row.get("reasons") or ()),
+            row.get("cause") or "event",
+            tuple(sorted((str(k), float(v)) for k, v in coverage.items())),
+        )
+    if kind == "trigger":
+        return TriggerSent(
+            at,
+            row["transition"],
+            Mode(row["mode"]),
+            row["topic"],
+            row["trigger_id"],
+            row["source"],
+            bool(row["degraded"]),
+            1,
+        )
+    if kind == "alert":
+        next_at = row.get("next_at")
+        return AlertSent(
+            at,
+            row["alert"],
+            row["severity"],
+            row.get("transition"),
+            row["message"],
+            tuple(row.get("missing") or ()),
+            row.get("next_action"),
+            parse_time(next_at) if next_at else None,
+        )
+    if kind == "phase_completion":
+        return Ended(
+            at,
+            row["transition"],
+            Mode(row["mode"]),
+            row["outcome"],
+            row.get("source"),
+            parse_time(row["opened_at"]),
+            parse_time(row["ended_at"]),
+            float(row.get("completeness") or 0.0),
+        )
+    return dict(row)  # slo: kept as written (views.slo reads it)
