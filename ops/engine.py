@@ -32,6 +32,7 @@ from adapters.errors import TransientError
 from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import Notifier
+from ops.day_watch import DayWatch
 from ops.timer_queue import TimerQueue
 from ops.trigger_sender import TriggerObserver, TriggerSender
 from policies.model import Policy
@@ -53,6 +54,7 @@ from router.records import body_of
 from router.shared import SharedKey
 from router.shared_step import Decided, Identity, decide
 from router.state import DateState
+from views.watch import Verdict
 
 log = logging.getLogger("cascade.engine")
 
@@ -93,6 +95,7 @@ class Engine:
         clock: Clock,
         config: EngineConfig = EngineConfig(),
         on_trigger: TriggerObserver | None = None,
+        watch: DayWatch | None = None,
     ) -> None:
         self._policy = policy
         self._store = store
@@ -108,6 +111,7 @@ class Engine:
         # fast_acquire: an uncontended lock does not yield to the event loop (most keys are uncontended).
         self._locks: defaultdict[Key, anyio.Lock] = defaultdict(lambda: anyio.Lock(fast_acquire=True))
         self._concurrent = config.concurrent
+        self.watch = watch
 
     # --- inputs -----------------------------------------------------------------------------------------
 
@@ -147,13 +151,25 @@ class Engine:
         while (key := self._timers.pop_due(now)) is not None:
             await self.submit(key, ev.Tick())
             fired += 1
-        await self._notifier.flush_summaries(now, self._policy().alerts)
+        policy = self._policy()
+        if self.watch is not None:
+            await self._raise(self.watch.due(now, policy), now, policy)
+        await self._notifier.flush_summaries(now, policy.alerts)
         return fired
 
+    async def sweep(self) -> None:
+        """Re-assess every open date now (the daemon does this every minute: an ETA moves with time)."""
+        if self.watch is not None:
+            now, policy = self._clock.now(), self._policy()
+            await self._raise(self.watch.sweep(now, policy), now, policy)
+
     def next_due(self) -> datetime | None:
-        """The earliest live timer, or when held-back alerts are next summarised."""
-        summary_at = self._notifier.gate.next_flush_at(self._policy().alerts)
-        return min((at for at in (self._timers.next_at(), summary_at) if at is not None), default=None)
+        """The earliest live timer, when held-back alerts are next summarised, or a date may be stuck."""
+        policy = self._policy()
+        summary_at = self._notifier.gate.next_flush_at(policy.alerts)
+        watch_at = self.watch.next_due(policy) if self.watch is not None else None
+        candidates = (self._timers.next_at(), summary_at, watch_at)
+        return min((at for at in candidates if at is not None), default=None)
 
     def forget(self, before: date) -> int:
         """Drop settled keys with a game date before `before` (their record stays in the store); bounds the
@@ -228,7 +244,23 @@ class Engine:
                     pending.append((effect.key, ev.OpenedByUpstream(effect.mode, effect.correlation_id)))
         if rows:
             await self._audit.write(rows)
+            if self.watch is not None:
+                await self._raise(self.watch.observe(rows, now, policy), now, policy)
         return outcome
+
+    async def _raise(self, verdicts: list[Verdict], now: datetime, policy: Policy) -> None:
+        """Send what the date watch decided: its alerts (rate-limited like every alert) and SLO rows."""
+        for verdict in verdicts:
+            rows: list[AuditRow] = []
+            for alert in verdict.alerts:
+                context = audit_rows.AlertContext(alert.mode, alert.missing, alert.next_action, alert.next_at)
+                await self._notifier.alert(alert.effect, now, policy.alerts, rows, context)
+            if verdict.slo_row is not None:
+                rows.append(verdict.slo_row)
+            if rows:
+                await self._audit.write(rows)
+                assert self.watch is not None
+                self.watch.observe(rows, now, policy)  # kept for the pages; alert and SLO rows raise nothing
 
     def _wants_to_wake(self, key: Key, at: datetime) -> bool:
         state = self.states.get(key)

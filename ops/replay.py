@@ -22,6 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from adapters.clock import VirtualClock
 from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
 from adapters.ports import AuditRow
+from ops.day_watch import DayWatch
 from ops.engine import Delivery, Engine, EngineConfig
 from policies.model import Policy
 from router.keys import Key
@@ -150,6 +151,7 @@ async def replay(
         audit,
         clock,
         EngineConfig(instance_id="replay", concurrent=False),
+        watch=DayWatch(policy),
     )
     outcomes: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
     with _frozen_history():

@@ -231,6 +231,9 @@ class SloSpec(Frozen):
     # triggers that needed the self-heal deadline.
     cascade_success_rate: Fraction = 0.95
     self_heal_share_max: Fraction = 0.20
+    # Per-date objectives (latency, completeness, quality) are met when this share of the window's dates
+    # met them.
+    dates_met_target: Fraction = 0.95
     window_days: int = Field(default=30, ge=1, le=365)
     # A date in one of `stuck_modes` that made no progress (no input, no trigger) for this long is stuck.
     stuck_after_s: int = Field(default=2 * 3600, gt=0)

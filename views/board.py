@@ -7,15 +7,16 @@ Pure: `now` is an argument, and only the rows and the policy are read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
 from policies.clock_math import zone
 from policies.deadlines import deadlines_for
 from policies.model import Mode, Policy
-from views.eta import Durations, Eta, estimate
+from views.eta import DurationBook, Eta, estimate, slo_deadline
 from views.history import Check, DayHistory, TriggerSent
 from views.phases import PhaseSpec, phases
+from views.pulse import DatePulse, pulses
 
 
 class PhaseStatus(StrEnum):
@@ -131,14 +132,14 @@ class DayBoard:
         return "in_progress"
 
 
-def day_board(day: DayHistory, policy: Policy, now: datetime, typical: Durations) -> DayBoard:
+def day_board(day: DayHistory, policy: Policy, now: datetime, book: DurationBook) -> DayBoard:
+    pulse = pulses(day.rows()).get(day.game_date, DatePulse(day.game_date))
     mode = day.mode
     lines = [_line(spec, day, mode, policy) for spec in phases(policy)]
     lines = _final_phase(lines, policy.timezone)
-    eta = estimate(day, policy, typical, now)
-    slo_deadline = _slo_deadline(day, mode, policy)
+    eta = estimate(pulse, policy, book, now)
+    deadline = slo_deadline(pulse, policy)
     tz = policy.timezone
-    at_risk = not eta.done and eta.at is not None and slo_deadline is not None and now < slo_deadline < eta.at
     return DayBoard(
         game_date=day.game_date,
         mode=mode,
@@ -146,20 +147,17 @@ def day_board(day: DayHistory, policy: Policy, now: datetime, typical: Durations
         overall_pct=round(100 * sum(line.progress for line in lines) / max(len(lines), 1)),
         eta=eta,
         eta_local=local_text(eta.at, tz) if eta.at else None,
-        slo_deadline=slo_deadline,
-        slo_deadline_local=local_text(slo_deadline, tz) if slo_deadline else None,
-        at_risk=at_risk,
+        slo_deadline=deadline,
+        slo_deadline_local=local_text(deadline, tz) if deadline else None,
+        at_risk=at_risk(eta, deadline, now),
         generated_at=now,
         timezone_label=zone_label(tz),
     )
 
 
-def _slo_deadline(day: DayHistory, mode: Mode | None, policy: Policy) -> datetime | None:
-    first = day.first_at
-    if mode is None or first is None:
-        return None
-    target = policy.slo.for_mode(mode).end_to_end_s
-    return first + timedelta(seconds=target) if target else None
+def at_risk(eta: Eta, deadline: datetime | None, now: datetime) -> bool:
+    """The ETA is past the SLO deadline while the deadline is still ahead: time to act."""
+    return not eta.done and eta.at is not None and deadline is not None and now < deadline < eta.at
 
 
 def _line(spec: PhaseSpec, day: DayHistory, mode: Mode | None, policy: Policy) -> PhaseLine:

@@ -1,55 +1,66 @@
 """When a date's last trigger (the export) should go out: recent durations of each transition, chained.
 
-A transition's duration is from the key opening (its first input, or the trigger of the phase before) to its
-trigger, as `phase_completion` rows record it. The typical duration is the median over the same mode's recent
-dates (`slo.eta_history_days`), the policy's `slo.default_transition_s` where there is none.
+A transition's duration is from its key opening to its trigger, as `phase_completion` rows record it. The
+typical duration is the median over the same mode's recent dates (`slo.eta_history_days`), the policy's
+`slo.default_transition_s` where there is none.
 """
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import median
+from typing import Any
 
 from policies.model import Mode, Policy
-from views.history import DayHistory
 from views.phases import chain
+from views.pulse import DatePulse
 
 TRIGGERED = ("triggered", "triggered_degraded")
 
 
-@dataclass(frozen=True, slots=True)
-class Durations:
-    """Typical seconds per (mode, transition), and how many dates each median is over."""
+@dataclass
+class DurationBook:
+    """Transition durations by (mode, transition), each with its game date; fed `phase_completion` rows."""
 
-    typical_s: Mapping[tuple[Mode, str], float]
-    samples: Mapping[tuple[Mode, str], int]
     default_s: float
+    history_days: int
+    # (mode, transition) -> sorted [(game_date, seconds)]
+    seen: dict[tuple[Mode, str], list[tuple[date, float]]] = field(default_factory=lambda: defaultdict(list))
 
-    def of(self, mode: Mode | None, transition: str) -> tuple[float, bool]:
-        """(seconds, from history?)"""
-        if mode is not None and (mode, transition) in self.typical_s:
-            return self.typical_s[(mode, transition)], True
-        return self.default_s, False
+    @classmethod
+    def for_policy(cls, policy: Policy, rows: Iterable[Mapping[str, Any]] = ()) -> DurationBook:
+        book = cls(float(policy.slo.default_transition_s), policy.slo.eta_history_days)
+        for row in rows:
+            book.add(row)
+        return book
 
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Take a `phase_completion` row in (others are ignored)."""
+        if row.get("kind") != "phase_completion" or row.get("outcome") not in TRIGGERED:
+            return
+        opened = datetime.fromisoformat(str(row["opened_at"]).replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(str(row["ended_at"]).replace("Z", "+00:00"))
+        key = (Mode(row["mode"]), str(row["transition"]))
+        insort(
+            self.seen[key],
+            (date.fromisoformat(str(row["game_date"])), max((ended - opened).total_seconds(), 0)),
+        )
 
-def durations(days: Iterable[DayHistory], before: date, policy: Policy) -> Durations:
-    """Medians over the dates in [before - eta_history_days, before): what was known before that date."""
-    since = before - timedelta(days=policy.slo.eta_history_days)
-    seen: dict[tuple[Mode, str], list[float]] = defaultdict(list)
-    for day in days:
-        if not since <= day.game_date < before:
-            continue
-        for end in day.ended:
-            if end.outcome in TRIGGERED:
-                seen[(end.mode, end.transition)].append(max(end.duration_s, 0.0))
-    return Durations(
-        {key: float(median(values)) for key, values in seen.items()},
-        {key: len(values) for key, values in seen.items()},
-        float(policy.slo.default_transition_s),
-    )
+    def typical(self, mode: Mode | None, transition: str, before: date) -> tuple[float, bool]:
+        """(median seconds over the dates in [before - history_days, before), from history?)"""
+        if mode is None:
+            return self.default_s, False
+        since = before - timedelta(days=self.history_days)
+        recent = [s for d, s in self.seen.get((mode, transition), ()) if since <= d < before]
+        return (float(median(recent)), True) if recent else (self.default_s, False)
+
+    def forget(self, before: date) -> None:
+        for key, entries in self.seen.items():
+            self.seen[key] = [e for e in entries if e[0] >= before]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,35 +70,33 @@ class Eta:
     done: bool = False
 
 
-def estimate(day: DayHistory, policy: Policy, typical: Durations, now: datetime) -> Eta:
+def estimate(pulse: DatePulse, policy: Policy, book: DurationBook, now: datetime) -> Eta:
     order = chain(policy)
     if not order:
         return Eta(None, "no transitions in the policy")
-    final = day.trigger(order[-1])
-    if final is not None:
-        return Eta(final.at, "done: the last trigger is published", done=True)
-    mode = day.mode
-    if mode is not None and not policy.modes[mode].cascade:
-        return Eta(None, f"no ETA: {mode.value} dates never cascade")
-    failed = [e.transition for e in day.ended if e.outcome == "failed" and day.trigger(e.transition) is None]
-    if failed:
-        return Eta(None, f"no ETA: {failed[0]} failed and needs an operator")
-    return _chained(day, order, mode, typical, now)
+    final = pulse.transitions.get(order[-1])
+    if final is not None and final.triggered_at is not None:
+        return Eta(final.triggered_at, "done: the last trigger is published", done=True)
+    if pulse.mode is not None and not policy.modes[pulse.mode].cascade:
+        return Eta(None, f"no ETA: {pulse.mode.value} dates never cascade")
+    if pulse.failed:
+        return Eta(None, f"no ETA: {pulse.failed[0]} failed and needs an operator")
+    return _chained(pulse, order, book, now)
 
 
-def _chained(day: DayHistory, order: list[str], mode: Mode | None, typical: Durations, now: datetime) -> Eta:
+def _chained(pulse: DatePulse, order: list[str], book: DurationBook, now: datetime) -> Eta:
     """Walk the chain: a triggered transition ends at its trigger; an open one at its opening plus its typical
     duration (never before now); one not open yet starts when the one before is expected to end."""
     cursor: datetime | None = None
     from_history = from_default = 0
     for transition in order:
-        sent = day.trigger(transition)
-        if sent is not None:
-            cursor = sent.at
+        part = pulse.transitions.get(transition)
+        if part is not None and part.triggered_at is not None:
+            cursor = part.triggered_at
             continue
-        seconds, known = typical.of(mode, transition)
+        seconds, known = book.typical(pulse.mode, transition, pulse.game_date)
         from_history, from_default = from_history + known, from_default + (not known)
-        start = day.opened(transition) or cursor or now
+        start = (part.opened_at if part is not None else None) or cursor or now
         cursor = max(now, start + timedelta(seconds=seconds))
     return Eta(cursor, _basis(from_history, from_default))
 
@@ -98,3 +107,11 @@ def _basis(from_history: int, from_default: int) -> str:
     if not from_history:
         return "policy default durations (no history yet)"
     return "recent medians, policy defaults where there is no history"
+
+
+def slo_deadline(pulse: DatePulse, policy: Policy) -> datetime | None:
+    """First input of the date + its mode's end-to-end objective."""
+    if pulse.mode is None or pulse.first_at is None:
+        return None
+    target = policy.slo.for_mode(pulse.mode).end_to_end_s
+    return pulse.first_at + timedelta(seconds=target) if target else None

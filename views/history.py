@@ -108,6 +108,10 @@ class DayHistory:
     alerts: tuple[AlertSent, ...] = ()
     ended: tuple[Ended, ...] = ()
     slo_rows: tuple[Mapping[str, Any], ...] = field(default=())
+    raw: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)  # the rows, in canonical order
+
+    def rows(self) -> tuple[Mapping[str, Any], ...]:
+        return self.raw
 
     @property
     def mode(self) -> Mode | None:
@@ -137,6 +141,7 @@ class DayHistory:
             tuple(r for r in self.alerts if r.transition == transition),
             tuple(r for r in self.ended if r.transition == transition),
             self.slo_rows,
+            tuple(r for r in self.raw if r.get("transition") == transition),
         )
 
     def trigger(self, transition: str) -> TriggerSent | None:
@@ -169,7 +174,9 @@ def by_date(rows: Iterable[Mapping[str, Any]]) -> dict[date, DayHistory]:
         if kind not in KIND_ORDER or not text:
             continue
         try:
-            grouped[date.fromisoformat(str(text))][str(kind)].append(_typed(str(kind), row))
+            parts = grouped[date.fromisoformat(str(text))]
+            parts["raw"].append(row)
+            parts[str(kind)].append(_typed(str(kind), row))
         except (KeyError, TypeError, ValueError) as exc:
             raise HistoryError(f"audit row {number} ({kind} of {text}): {exc!r}") from exc
     return {day: _day(day, parts) for day, parts in sorted(grouped.items())}
@@ -184,6 +191,7 @@ def _day(day: date, parts: Mapping[str, list[Any]]) -> DayHistory:
         tuple(parts.get("alert", ())),
         tuple(parts.get("phase_completion", ())),
         tuple(parts.get("slo", ())),
+        tuple(parts.get("raw", ())),
     )
 
 

@@ -19,8 +19,23 @@ class PhaseSpec:
     transition: str | None  # the transition collecting this phase; None for the last, triggered-only one
 
 
+_CHAINS: dict[int, tuple[Policy, list[str]]] = {}  # by policy object; the policy is kept so ids stay unique
+
+
 def chain(policy: Policy) -> list[str]:
-    """Transitions in pipeline order: each root (nobody's `next`), then its `next` chain; roots by name."""
+    """Transitions in pipeline order: each root (nobody's `next`), then its `next` chain; roots by name.
+    Remembered per policy object (asked for every audit row the watch sees); a reload brings a new one."""
+    known = _CHAINS.get(id(policy))
+    if known is not None and known[0] is policy:
+        return known[1]
+    if len(_CHAINS) > 16:
+        _CHAINS.clear()
+    ordered = _chain(policy)
+    _CHAINS[id(policy)] = (policy, ordered)
+    return ordered
+
+
+def _chain(policy: Policy) -> list[str]:
     targets = {t.next for t in policy.transitions.values() if t.next}
     ordered: list[str] = []
     for root in sorted(name for name in policy.transitions if name not in targets):

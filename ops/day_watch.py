@@ -1,0 +1,106 @@
+"""The engine's view of whole dates: every audit row it writes goes through here.
+
+Keeps, per game date, its pulse (`views.pulse`) and watch flags, the transition durations for ETAs, the SLO
+rows of the rolling window, and (in the daemon) the recent rows themselves, which the pages and
+`GET /explain` read. `views.watch` decides what to raise; the engine sends it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+
+from adapters.ports import AuditRow
+from policies.model import Policy
+from views.eta import DurationBook
+from views.pulse import DatePulse
+from views.watch import Verdict, WatchFlags, assess, next_due
+
+# Rows that can change a date's outlook; alerts and SLO rows are the watch's own output.
+_PROGRESS_KINDS = frozenset({"input", "decision", "trigger", "phase_completion"})
+
+
+class DayWatch:
+    def __init__(self, policy: Policy, keep_rows: bool = False) -> None:
+        self.book = DurationBook.for_policy(policy)
+        self.pulses: dict[date, DatePulse] = {}
+        self.flags: dict[date, WatchFlags] = {}
+        self.slo_rows: list[AuditRow] = []
+        self.rows: defaultdict[date, list[AuditRow]] = defaultdict(list)
+        self._keep_rows = keep_rows
+
+    def seed(self, rows: Iterable[AuditRow]) -> None:
+        """History from before this process (the audit tables): pages, durations and SLO rows; no alerts."""
+        for row in rows:
+            self._take(row)
+        ended = {r["game_date"] for r in self.slo_rows}
+        for day in self.pulses:
+            self.flags.setdefault(day, WatchFlags(ended=day.isoformat() in ended))
+
+    def observe(self, rows: Sequence[AuditRow], now: datetime, policy: Policy) -> list[Verdict]:
+        touched = {day for day in (self._take(row) for row in rows) if day is not None}
+        return [
+            v for v in (self._assess(day, now, policy) for day in sorted(touched)) if v.alerts or v.slo_row
+        ]
+
+    def due(self, now: datetime, policy: Policy) -> list[Verdict]:
+        """Dates whose stuck threshold passed, and (in the daemon's sweep) every open date's outlook."""
+        days = [
+            d for d, p in self.pulses.items() if (at := next_due(p, self._flags(d), policy)) and at <= now
+        ]
+        return [v for v in (self._assess(day, now, policy) for day in sorted(days)) if v.alerts or v.slo_row]
+
+    def sweep(self, now: datetime, policy: Policy) -> list[Verdict]:
+        open_days = [d for d in self.pulses if not self._flags(d).ended]
+        return [
+            v for v in (self._assess(day, now, policy) for day in sorted(open_days)) if v.alerts or v.slo_row
+        ]
+
+    def next_due(self, policy: Policy) -> datetime | None:
+        times = [next_due(p, self._flags(d), policy) for d, p in self.pulses.items()]
+        return min((t for t in times if t is not None), default=None)
+
+    def at_risk(self) -> int:
+        return sum(1 for f in self.flags.values() if f.at_risk and not f.ended)
+
+    def forget(self, before: date) -> None:
+        """Bound memory: dates before `before` leave (durations and SLO rows keep their own windows)."""
+        for day in [d for d in self.pulses if d < before]:
+            self.pulses.pop(day, None)
+            self.flags.pop(day, None)
+            self.rows.pop(day, None)
+
+    def trim(self, policy: Policy, today: date) -> None:
+        spec = policy.slo
+        self.book.forget(today - timedelta(days=spec.eta_history_days + 1))
+        horizon = (today - timedelta(days=spec.window_days + 1)).isoformat()
+        self.slo_rows = [r for r in self.slo_rows if r["game_date"] >= horizon]
+
+    def _take(self, row: AuditRow) -> date | None:
+        text = row.get("game_date")
+        if not text:
+            return None
+        day = date.fromisoformat(str(text))
+        kind = row["kind"]
+        if self._keep_rows:
+            self.rows[day].append(row)
+        if kind == "slo":
+            self.slo_rows.append(row)
+            return None
+        if kind == "phase_completion":
+            self.book.add(row)
+        pulse = self.pulses.get(day)
+        if pulse is None:
+            pulse = self.pulses[day] = DatePulse(day)
+        pulse.absorb(row)
+        return day if kind in _PROGRESS_KINDS else None
+
+    def _flags(self, day: date) -> WatchFlags:
+        found = self.flags.get(day)
+        if found is None:
+            found = self.flags[day] = WatchFlags()
+        return found
+
+    def _assess(self, day: date, now: datetime, policy: Policy) -> Verdict:
+        return assess(self.pulses[day], self._flags(day), policy, self.book, now)
