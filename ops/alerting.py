@@ -22,6 +22,14 @@ from router.effects import RaiseAlert, Severity, TransitionEnded
 log = logging.getLogger("cascade.engine")
 
 
+_LOG_LEVELS = {
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+
+
 class AlertGate:
     def __init__(self) -> None:
         self._windows: Mapping[str, alert_limit.AlertWindow] = {}
@@ -109,7 +117,7 @@ class Notifier:
         await self._audit.write([audit_rows.dead_letter_row(now, topic, message_id, reason)])
 
     async def _send_alert(self, row: Mapping[str, Any]) -> None:
-        level = logging.CRITICAL if row["severity"] == "CRITICAL" else logging.WARNING
+        level = _LOG_LEVELS.get(row["severity"], logging.WARNING)
         fields = {"game_date": row["game_date"], "transition": row["transition"], "alert": row["alert"]}
         log.log(level, "alert %s: %s", row["alert"], row["message"], extra=fields)
         await self._best_effort(self._alert_topic, row, {"alert": row["alert"]})

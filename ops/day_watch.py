@@ -29,6 +29,8 @@ class DayWatch:
         self.slo_rows: list[AuditRow] = []
         self.rows: defaultdict[date, list[AuditRow]] = defaultdict(list)
         self._keep_rows = keep_rows
+        # When each open date could next be found stuck (asked after every event: kept, not recomputed).
+        self._due: dict[date, datetime] = {}
 
     def seed(self, rows: Iterable[AuditRow]) -> None:
         """History from before this process (the audit tables): pages, durations and SLO rows; no alerts."""
@@ -40,26 +42,32 @@ class DayWatch:
 
     def observe(self, rows: Sequence[AuditRow], now: datetime, policy: Policy) -> list[Verdict]:
         touched = {day for day in (self._take(row) for row in rows) if day is not None}
-        return [
-            v for v in (self._assess(day, now, policy) for day in sorted(touched)) if v.alerts or v.slo_row
-        ]
+        return self._assess_all(sorted(touched), now, policy)
 
     def due(self, now: datetime, policy: Policy) -> list[Verdict]:
-        """Dates whose stuck threshold passed, and (in the daemon's sweep) every open date's outlook."""
-        days = [
-            d for d, p in self.pulses.items() if (at := next_due(p, self._flags(d), policy)) and at <= now
-        ]
-        return [v for v in (self._assess(day, now, policy) for day in sorted(days)) if v.alerts or v.slo_row]
+        """Dates whose stuck threshold passed."""
+        return self._assess_all(sorted(d for d, at in self._due.items() if at <= now), now, policy)
 
     def sweep(self, now: datetime, policy: Policy) -> list[Verdict]:
-        open_days = [d for d in self.pulses if not self._flags(d).ended]
-        return [
-            v for v in (self._assess(day, now, policy) for day in sorted(open_days)) if v.alerts or v.slo_row
-        ]
+        """Every open date (the daemon, every minute: an ETA moves with time, not only with rows)."""
+        return self._assess_all(sorted(d for d in self.pulses if not self._flags(d).ended), now, policy)
 
     def next_due(self, policy: Policy) -> datetime | None:
-        times = [next_due(p, self._flags(d), policy) for d, p in self.pulses.items()]
-        return min((t for t in times if t is not None), default=None)
+        return min(self._due.values(), default=None)
+
+    def _assess_all(self, days: list[date], now: datetime, policy: Policy) -> list[Verdict]:
+        verdicts = []
+        for day in days:
+            pulse, flags = self.pulses[day], self._flags(day)
+            verdict = assess(pulse, flags, policy, self.book, now)
+            due = next_due(pulse, flags, policy)
+            if due is None:
+                self._due.pop(day, None)
+            else:
+                self._due[day] = due
+            if verdict.alerts or verdict.slo_row:
+                verdicts.append(verdict)
+        return verdicts
 
     def at_risk(self) -> int:
         return sum(1 for f in self.flags.values() if f.at_risk and not f.ended)
@@ -70,6 +78,7 @@ class DayWatch:
             self.pulses.pop(day, None)
             self.flags.pop(day, None)
             self.rows.pop(day, None)
+            self._due.pop(day, None)
 
     def trim(self, policy: Policy, today: date) -> None:
         spec = policy.slo
@@ -101,6 +110,3 @@ class DayWatch:
         if found is None:
             found = self.flags[day] = WatchFlags()
         return found
-
-    def _assess(self, day: date, now: datetime, policy: Policy) -> Verdict:
-        return assess(self.pulses[day], self._flags(day), policy, self.book, now)

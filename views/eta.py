@@ -7,7 +7,7 @@ typical duration is the median over the same mode's recent dates (`slo.eta_histo
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,8 +54,13 @@ class DurationBook:
         """(median seconds over the dates in [before - history_days, before), from history?)"""
         if mode is None:
             return self.default_s, False
+        entries = self.seen.get((mode, transition))
+        if not entries:
+            return self.default_s, False
+        # Sorted by date: the window is one slice (asked for every row the watch sees, history grows).
         since = before - timedelta(days=self.history_days)
-        recent = [s for d, s in self.seen.get((mode, transition), ()) if since <= d < before]
+        low, high = bisect_left(entries, (since, -1.0)), bisect_left(entries, (before, -1.0))
+        recent = [seconds for _, seconds in entries[low:high]]
         return (float(median(recent)), True) if recent else (self.default_s, False)
 
     def forget(self, before: date) -> None:

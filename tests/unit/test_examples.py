@@ -108,11 +108,20 @@ def test_same_day_run_with_only_upcoming_processors_proceeds_and_degrades_at_96_
 def test_day_whose_critical_processor_never_reports_alerts_and_never_triggers(policy: Policy) -> None:
     result = run("critical_never_reports.jsonl", policy)
     assert result.triggers() == []
+    # The date watch adds its own: the ETA passes the SLO deadline before self-heal, then the date ends failed.
     assert [(a["alert"], a["severity"]) for a in result.alerts()] == [
         ("fallback_deadline_missed", "CRITICAL"),
+        ("slo_at_risk", "WARNING"),
         ("self_heal", "WARNING"),
         ("manual_intervention_required", "CRITICAL"),
+        ("slo_violation", "ERROR"),
     ]
+    [fallback] = [a for a in result.alerts() if a["alert"] == "fallback_deadline_missed"]
+    assert fallback["missing"] == ["nbac_gamebook"] and fallback["mode"] == "overnight"
+    assert (
+        fallback["next_action"].startswith("self-heal deadline")
+        and fallback["next_at"] == "2026-02-04T13:00:00Z"
+    )
     timer_decisions = [r for r in result.timeline if r["kind"] == "decision" and r["cause"] == "timer"]
     assert timer_decisions, "the router must re-check on its own while no message arrives"
     assert all("nbac_gamebook" in r["missing"] and r["decision"] == "WAIT" for r in timer_decisions)
@@ -144,8 +153,23 @@ def test_timeline_records_have_the_fixed_fields(name: str, policy: Policy) -> No
         "trigger": {
             "at", "kind", "game_date", "transition", "mode", "topic", "trigger_id", "source", "degraded", "payload",
         },
-        "alert": {"at", "kind", "alert", "severity", "game_date", "transition", "message"},
+        "alert": {
+            "at", "kind", "alert", "severity", "game_date", "transition", "message", "mode", "missing", "next_action",
+            "next_at",
+        },
         "dead_letter": {"at", "kind", "topic", "message_id", "reason"},
+        "input": {
+            "at", "kind", "game_date", "transition", "processor", "raw_name", "status", "message_id", "reported_at",
+            "record_count", "mode_hint",
+        },
+        "phase_completion": {
+            "at", "kind", "game_date", "transition", "mode", "outcome", "source", "trigger_id", "opened_at", "ended_at",
+            "completeness", "processors_reported", "missing",
+        },
+        "slo": {
+            "at", "kind", "game_date", "mode", "outcome", "first_input_at", "ended_at", "end_to_end_s", "completeness",
+            "quality", "triggered", "by_source", "results",
+        },
     }  # fmt: skip
     result = run(name, policy)
     assert result.timeline
