@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,17 +13,22 @@ from pathlib import Path
 import anyio
 
 from ops import replay as replaying
+from ops.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
 from ops.policy_file import load_policy
 from ops.publish_cmd import add_publish_command
+from ops.views_cmd import add_view_commands
 from policies.loader import PolicyError
-
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3  # a backend did not answer: worth retrying
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # `cascade ... | head`: the reader left; not an error. Point stdout at devnull so the interpreter's
+        # final flush does not raise again (the recipe in the Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     prov.set_defaults(handler=_provision)
 
     add_publish_command(commands)
+    add_view_commands(commands)
 
     check = commands.add_parser("check-policy", help="validate a policy file and exit")
     check.add_argument("policy", type=Path)
@@ -94,8 +101,6 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
     from adapters.errors import CascadeError, ConfigurationError
     from ops import daemon
     from ops.logs import configure_logging

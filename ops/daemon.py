@@ -22,21 +22,24 @@ from typing import Any
 
 import aiohttp
 import anyio
+from adapters.bigquery_history import BigQueryHistory
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from adapters.batched_topics import BatchedTopics
 from adapters.bigquery_audit import BigQueryAuditSink
 from adapters.clock import SystemClock
-from adapters.errors import ConfigurationError, TransientError
+from adapters.errors import CascadeError, ConfigurationError, TransientError
 from adapters.firestore_store import FirestoreStateStore, firestore_client
 from adapters.ports import AuditRow, AuditSink
 from adapters.pubsub import PubSubPublisher, PubSubSource
 from adapters.pubsub_admin import PubSubAdmin, completion_subscriptions
 from adapters.source import Received
+from ops.day_watch import DayWatch
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.http import make_app
 from ops.metrics import Metrics
+from ops.operator_view import OperatorView
 from ops.policy_file import load_policy
 from ops.policy_holder import PolicyHolder
 from ops.settings import Settings
@@ -51,6 +54,8 @@ log = logging.getLogger("cascade.daemon")
 TICK_MAX_S = 1.0  # the timer loop wakes at least this often (liveness is measured by it)
 LIVENESS_STALL_S = 30.0
 FORGET_EVERY = timedelta(hours=1)  # how often settled keys older than the recent window leave memory
+SWEEP_EVERY = timedelta(minutes=1)  # how often every open date's ETA is held against its SLO deadline
+SEED_TIMEOUT_S = 20.0  # reading recent history from BigQuery at start; routing must not wait longer
 
 
 @dataclass
@@ -76,7 +81,17 @@ class MeteredAudit:
                 self._metrics.decision(row["transition"], row["mode"], row["decision"])
             elif kind == "dead_letter":
                 self._metrics.dead_lettered(row["reason"])
+            elif kind == "alert":
+                self._metrics.alert_raised(row["alert"], row["severity"])
+            elif kind == "slo":
+                self._count_slo(row)
         await self._inner.write(rows)
+
+    def _count_slo(self, row: AuditRow) -> None:
+        for result in row["results"]:
+            self._metrics.slo_outcome(result["slo"], row["mode"], bool(result["met"]))
+        if row["end_to_end_s"] is not None:
+            self._metrics.end_to_end(row["mode"], float(row["end_to_end_s"]))
 
     async def flush(self) -> None:
         await self._inner.flush()
@@ -88,6 +103,7 @@ class Daemon:
         self.clock = SystemClock()
         self.progress = Progress(started_at=self.clock.now())
         self._last_forget = self.progress.started_at
+        self._last_sweep = self.progress.started_at
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.policy = PolicyHolder(load_policy(settings.policy_path), settings.policy_path)
@@ -126,8 +142,18 @@ class Daemon:
         # Status announcements and alerts are best effort: they wait up to 0.2 s to share a request.
         notified = [topic for topic in (settings.status_topic, settings.alert_topic) if topic]
         self.notifications = BatchedTopics(self.publisher, notified)
+        # Whole dates (SLOs, ETA, stuck dates) and the rows the dashboard pages show.
+        self.watch = DayWatch(self.policy.current(), keep_rows=True)
+        self.view = OperatorView(self.watch, self.policy.current, self.clock, settings.recent_days)
         self.engine = Engine(
-            self.policy.current, self.store, self.notifications, metered, self.clock, config, self._triggered
+            self.policy.current,
+            self.store,
+            self.notifications,
+            metered,
+            self.clock,
+            config,
+            self._triggered,
+            self.watch,
         )
 
     def _triggered(self, effect: PublishTrigger, latency_s: float | None) -> None:
@@ -185,13 +211,35 @@ class Daemon:
             now = self.clock.now()
             self.progress.last_tick_at = now
             if now - self._last_forget >= FORGET_EVERY:
-                self.engine.forget((now - timedelta(days=self.settings.recent_days + 1)).date())
-                self._last_forget = now
+                self._forget(now)
+            if now - self._last_sweep >= SWEEP_EVERY:
+                await self._sweep(now)
             self.metrics.observe_engine(self.engine.states, now)
             self.metrics.observe_audit(self.audit.buffered, self.audit.spool_pending)
             due = self.engine.next_due()
             wait_s = TICK_MAX_S if due is None else (due - self.clock.now()).total_seconds()
             await anyio.sleep(min(max(wait_s, 0.0), TICK_MAX_S))
+
+    def _forget(self, now: datetime) -> None:
+        before = (now - timedelta(days=self.settings.recent_days + 1)).date()
+        self.engine.forget(before)
+        self.watch.forget(before)
+        self.watch.trim(self.policy.current(), now.date())
+        self._last_forget = now
+
+    async def _sweep(self, now: datetime) -> None:
+        """Every open date's outlook moves with time (ETA vs SLO deadline); and the SLO gauges."""
+        try:
+            await self.engine.sweep()
+        except TransientError as exc:
+            log.warning("date watch sweep interrupted, retrying on the next one: %s", exc)
+        policy = self.policy.current()
+        self.metrics.dates_at_risk(self.watch.at_risk())
+        report = self.view.slo_json(policy.slo.window_days)
+        for row in report["compliance"]:
+            if row["ratio"] is not None:
+                self.metrics.slo_compliance(row["slo"], row["ratio"])
+        self._last_sweep = now
 
     async def _drain(self) -> None:
         """After pulling stopped: flush (or spool) the audit buffer within the grace period."""
@@ -229,6 +277,7 @@ class Daemon:
             self,
             token,
             lambda: set(self.policy.current().transitions),
+            self.view,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -274,6 +323,7 @@ async def run(settings: Settings) -> int:
         daemon = Daemon(settings, session)
         await verify_topics(daemon, session)
         since = (daemon.clock.now() - timedelta(days=settings.recent_days)).date()
+        await seed_history(daemon, session)  # first: the rows the rebuild writes come after these
         restored = await daemon.engine.rebuild(since)
         log.info("restored %d recent keys from the state store", restored, extra={"since": since.isoformat()})
         await daemon.serve()
@@ -290,3 +340,32 @@ async def verify_topics(daemon: Daemon, session: aiohttp.ClientSession) -> None:
         raise ConfigurationError(
             "missing Pub/Sub resources (run `cascade provision`): " + ", ".join(sorted(missing))
         )
+
+
+async def seed_history(daemon: Daemon, session: aiohttp.ClientSession) -> None:
+    """The recent audit rows from BigQuery: the pages show dates from before this process, ETAs have their
+    recent durations and the SLO window its dates. Best effort and bounded in time: without it the router
+    routes the same, the views just start empty."""
+    settings, policy = daemon.settings, daemon.policy.current()
+    today = daemon.clock.now().date()
+    first = today - timedelta(
+        days=max(settings.recent_days, policy.slo.window_days, policy.slo.eta_history_days)
+    )
+    history = BigQueryHistory(
+        settings.project,
+        settings.bigquery_dataset,
+        session=session,
+        api_root=_root(settings.bigquery_emulator_host, "/bigquery/v2"),
+    )
+    rows: list[AuditRow] = []
+    with anyio.move_on_after(SEED_TIMEOUT_S) as scope:
+        try:
+            rows = await history.rows(first, today)
+        except CascadeError as exc:
+            log.warning("starting without recent history (the pages fill as events arrive): %s", exc)
+            return
+    if scope.cancelled_caught:
+        log.warning("starting without recent history: BigQuery did not answer within %.0f s", SEED_TIMEOUT_S)
+        return
+    daemon.watch.seed(rows)
+    log.info("read %d audit rows of %s .. %s for the operator's view", len(rows), first, today)

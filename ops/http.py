@@ -1,4 +1,5 @@
-"""The daemon's HTTP surface: /metrics, /healthz, /readyz, /status and two operator actions.
+"""The daemon's HTTP surface: /metrics, /healthz, /readyz, /status, two operator actions, and the operator's
+view (`ops.http_views`: the dashboard pages and their JSON).
 
 The app only reads through the callables it is given and acts through `AdminActions`; it owns no state, so
 tests build it with fakes and the composition root with the engine.
@@ -22,7 +23,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from adapters.errors import TransientError
+from ops.http_views import add_view_routes
 from ops.metrics import CONTENT_TYPE, Metrics
+from ops.operator_view import OperatorView
 from router.keys import Key
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -56,6 +59,7 @@ def make_app(
     admin: AdminActions | None,
     admin_token: str | None,
     known_transitions: Callable[[], set[str]],
+    view: OperatorView | None = None,
 ) -> web.Application:
     async def get_metrics(request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -113,6 +117,8 @@ def make_app(
     app.router.add_get("/status", get_status)
     app.router.add_post("/admin/breakers/{transition}/{game_date}/reset", guarded(reset))
     app.router.add_post("/admin/triggers/{transition}/{game_date}", guarded(force))
+    if view is not None:
+        add_view_routes(app, view, known_transitions)
     return app
 
 

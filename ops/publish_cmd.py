@@ -23,11 +23,8 @@ from zoneinfo import ZoneInfo
 import anyio
 
 from ops.audit_rows import iso_z
+from ops.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from ops.replay import RecordedDelivery, RecordingError, read_recording
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
 
 Plan = list[tuple[float, RecordedDelivery]]
 _ET = ZoneInfo("America/New_York")  # the pipeline's calendar (the default policy's timezone)

@@ -181,9 +181,13 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     return key
 
 
+# Read by the command line (`cascade status | explain | slo`), not by the router: known, never an error.
+CLIENT_VARIABLES = frozenset({"CASCADE_URL"})
+
+
 def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """`extra="forbid"` for the environment: a misspelt CASCADE_ variable is an error, not a default."""
-    known = {name for names in env_names().values() for name in names}
+    known = {name for names in env_names().values() for name in names} | CLIENT_VARIABLES
     problems = []
     for key in sorted(environ):
         if key.upper().startswith(PREFIX) and key.upper() not in known:

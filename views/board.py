@@ -215,26 +215,24 @@ def _status(
     last: Check | None,
     trigger: TriggerSent | None,
 ) -> tuple[PhaseStatus, str]:
-    arrived = sum(1 for e in expected if e.arrived_at is not None)
-    counts = f"{arrived}/{len(expected)}"
     if trigger is not None:
         how = f"triggered {trigger.source}" + (" (degraded)" if trigger.degraded else "")
-        return (PhaseStatus.DEGRADED if trigger.degraded else PhaseStatus.COMPLETE), f"{counts}, {how}"
+        return (PhaseStatus.DEGRADED if trigger.degraded else PhaseStatus.COMPLETE), how
     if any(e.outcome == "failed" for e in part.ended):
-        return PhaseStatus.FAILED, f"{counts}, failed: {_missing_text(last)}; needs an operator"
+        return PhaseStatus.FAILED, f"failed: {_missing_text(last)}; needs an operator"
     if not policy.modes[mode].cascade:
-        return PhaseStatus.RECORDING, f"{counts}, {mode.value}: recorded, never cascades"
+        return PhaseStatus.RECORDING, f"{mode.value}: recorded, never cascades"
     if _breaker_open(part):
-        return PhaseStatus.BREAKER_OPEN, f"{counts}, breaker open after failed inputs"
+        return PhaseStatus.BREAKER_OPEN, "breaker open after failed inputs"
     if last is not None and last.decision == "FAIL":
-        return PhaseStatus.FAILED, f"{counts}, a critical input failed: {'; '.join(last.reasons)}"
+        return PhaseStatus.FAILED, f"a critical input failed: {'; '.join(last.reasons)}"
     critical_missing = [e.processor for e in expected if e.critical and e.arrived_at is None]
     if critical_missing:
-        return PhaseStatus.WAITING, f"{counts}, waiting on critical {', '.join(critical_missing)}"
+        return PhaseStatus.WAITING, f"waiting on critical {', '.join(critical_missing)}"
     if last is not None and last.decision in ("PROCEED", "PROCEED_DEGRADED"):
-        return PhaseStatus.IN_PROGRESS, f"{counts}, trigger decided, publishing"
-    why = f": {'; '.join(last.reasons)}" if last is not None and last.reasons else ""
-    return PhaseStatus.IN_PROGRESS, f"{counts}{why}"
+        return PhaseStatus.IN_PROGRESS, "trigger decided, publishing"
+    why = "; ".join(last.reasons) if last is not None and last.reasons else "collecting inputs"
+    return PhaseStatus.IN_PROGRESS, why
 
 
 def _missing_text(last: Check | None) -> str:

@@ -55,9 +55,10 @@ class DatePulse:
         return found
 
     def _opened(self, part: TransitionPulse, at: datetime) -> None:
-        if part.opened_at is None:
+        # The earliest, not the first seen: seeded history may arrive after rows written since the start.
+        if part.opened_at is None or at < part.opened_at:
             part.opened_at = at
-        if self.first_at is None:
+        if self.first_at is None or at < self.first_at:
             self.first_at = at
 
     def _progress(self, at: datetime) -> None:
