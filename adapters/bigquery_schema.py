@@ -1,15 +1,18 @@
 """The BigQuery audit tables, as data, and the mapping from one audit row to the rows they store.
 
-Three tables, all partitioned by day with a 365-day partition expiration and clustered for the usual
+Four tables, all partitioned by day with a 365-day partition expiration and clustered for the usual
 questions ("what happened to this transition on this date?"):
 
-- `orchestration_events`: every audit row (decision, trigger, alert, dead letter, phase completion), with the
-  whole row as JSON in `payload` and the columns one filters on lifted out. Partitioned by the event time
-  (`DATE(at)`), since alerts and dead letters may have no `game_date`.
+- `orchestration_events`: every audit row (input, decision, trigger, alert, dead letter, phase completion,
+  SLO outcome), with the whole row as JSON in `payload` and the columns one filters on lifted out. Partitioned
+  by the event time (`DATE(at)`), since alerts and dead letters may have no `game_date`. The history reader
+  (`adapters.bigquery_history`) reads a date's rows back from here.
 - `dependency_check_log`: one row per decision (dependency check), with per-processor coverage as a
   repeated record. Partitioned by `game_date`.
 - `phase_completion_log`: one row per `(game_date, transition)` when it ends (triggered / degraded /
   failed). Partitioned by `game_date`.
+- `slo_log`: one row per game date when it ends: its SLO outcome, the actuals, triggers per source and each
+  objective's target/actual/met as a repeated record. Partitioned by `game_date`.
 
 Field names follow `ops/audit_rows.py`; `ops/sql/*.sql` holds the same DDL for humans and Terraform, rendered
 by `ddl()` (`python -m adapters.bigquery_schema ops/sql` rewrites them; a unit test keeps them in sync).
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from router.effects import Source
 
 PARTITION_EXPIRATION_DAYS = 365
 _DAY_MS = 24 * 3600 * 1000
@@ -89,21 +94,35 @@ _AT = _f("at", "TIMESTAMP", "REQUIRED", "when the router recorded the row (UTC)"
 
 ORCHESTRATION_EVENTS = TableSpec(
     name="orchestration_events",
-    description="Every cascade audit row: decisions, triggers, alerts, dead letters, phase completions.",
+    description=(
+        "Every cascade audit row: inputs, decisions, triggers, alerts, dead letters, phase completions, "
+        "SLO outcomes."
+    ),
     fields=(
         _INSERT_ID,
         _AT,
-        _f("kind", "STRING", "REQUIRED", "decision | trigger | alert | dead_letter | phase_completion"),
+        _f(
+            "kind",
+            "STRING",
+            "REQUIRED",
+            "input | decision | trigger | alert | dead_letter | phase_completion | slo",
+        ),
         _f("game_date", "DATE", description="null for alerts and dead letters without a date"),
         _f("transition", "STRING"),
         _f("mode", "STRING"),
         _f("decision", "STRING", description="decision rows: the decision"),
-        _f("outcome", "STRING", description="phase_completion rows: triggered | triggered_degraded | failed"),
+        _f(
+            "outcome",
+            "STRING",
+            description=(
+                "phase_completion rows: triggered | triggered_degraded | failed; slo rows: complete | failed"
+            ),
+        ),
         _f("trigger_id", "STRING"),
         _f("topic", "STRING"),
         _f("alert", "STRING"),
         _f("severity", "STRING"),
-        _f("message_id", "STRING", description="dead_letter rows: the Pub/Sub message id"),
+        _f("message_id", "STRING", description="input and dead_letter rows: the Pub/Sub message id"),
         _f("payload", "JSON", "REQUIRED", "the whole audit row"),
     ),
     partition_field="at",
@@ -161,7 +180,47 @@ PHASE_COMPLETION_LOG = TableSpec(
     clustering=("transition", "outcome"),
 )
 
-TABLES: tuple[TableSpec, ...] = (ORCHESTRATION_EVENTS, DEPENDENCY_CHECK_LOG, PHASE_COMPLETION_LOG)
+# One count column per trigger source, named from the enum the router decides with: a new source is a new
+# column (and a DDL change), never a count silently dropped.
+_BY_SOURCE = {source.value: f"by_{source.value}" for source in Source}
+
+SLO_LOG = TableSpec(
+    name="slo_log",
+    description="One row per game date when it ends: its SLO outcome, actuals, triggers per source, results.",
+    fields=(
+        _INSERT_ID,
+        _AT,
+        _f("game_date", "DATE", "REQUIRED"),
+        _f("mode", "STRING"),
+        _f("outcome", "STRING", "REQUIRED", "complete | failed"),
+        _f("first_input_at", "TIMESTAMP", description="the date's first input; null if none arrived"),
+        _f("ended_at", "TIMESTAMP", description="the last transition triggered, or one failed"),
+        _f("end_to_end_s", "FLOAT", description="ended_at - first_input_at; null unless complete"),
+        _f("completeness", "FLOAT", description="the lowest completeness at any of the date's triggers"),
+        _f("quality", "FLOAT", description="the lowest quality score at any of the date's triggers"),
+        _f("triggered", "INTEGER", description="transitions triggered"),
+        *(
+            _f(column, "INTEGER", description=f"triggers by {source}")
+            for source, column in _BY_SOURCE.items()
+        ),
+        Field(
+            "results",
+            "RECORD",
+            "REPEATED",
+            fields=(
+                _f("slo", "STRING"),
+                _f("target", "FLOAT"),
+                _f("actual", "FLOAT"),
+                _f("met", "BOOLEAN"),
+            ),
+            description="each objective: its target, the actual value (null: not measured) and whether met",
+        ),
+    ),
+    partition_field="game_date",
+    clustering=("mode", "outcome"),
+)
+
+TABLES: tuple[TableSpec, ...] = (ORCHESTRATION_EVENTS, DEPENDENCY_CHECK_LOG, PHASE_COMPLETION_LOG, SLO_LOG)
 
 
 class InvalidAuditRow(ValueError):
@@ -195,7 +254,7 @@ def bigquery_rows(row: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         "transition": row.get("transition"),
         "mode": row.get("mode"),
         "decision": row.get("decision") if kind == "decision" else None,
-        "outcome": row.get("outcome") if kind == "phase_completion" else None,
+        "outcome": row.get("outcome") if kind in ("phase_completion", "slo") else None,
         "trigger_id": row.get("trigger_id"),
         "topic": row.get("topic"),
         "alert": row.get("alert"),
@@ -208,6 +267,8 @@ def bigquery_rows(row: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out.append((DEPENDENCY_CHECK_LOG.name, _check_row(row, row_id, at)))
     elif kind == "phase_completion":
         out.append((PHASE_COMPLETION_LOG.name, _phase_row(row, row_id, at)))
+    elif kind == "slo":
+        out.append((SLO_LOG.name, _slo_row(row, row_id, at)))
     return out
 
 
@@ -254,6 +315,70 @@ def _phase_row(row: Mapping[str, Any], row_id: str, at: str) -> dict[str, Any]:
         "processors_reported": row.get("processors_reported"),
         "missing": _strings(row, "missing"),
     }
+
+
+def _slo_row(row: Mapping[str, Any], row_id: str, at: str) -> dict[str, Any]:
+    by_source = row.get("by_source") or {}
+    if not isinstance(by_source, Mapping):
+        raise InvalidAuditRow(f"slo row: by_source is not an object: {by_source!r}")
+    unknown = set(by_source) - set(_BY_SOURCE)
+    if unknown:  # a source with no column: refuse rather than store counts that do not add up
+        raise InvalidAuditRow(f"slo row: by_source has unknown sources {sorted(map(str, unknown))}")
+    return {
+        "insert_id": row_id,
+        "at": at,
+        "game_date": _date(row, "game_date", required=True),
+        "mode": row.get("mode"),
+        "outcome": _required(row, "outcome"),
+        "first_input_at": _timestamp(row, "first_input_at", required=False),
+        "ended_at": _timestamp(row, "ended_at", required=False),
+        "end_to_end_s": _number(row, "end_to_end_s", "slo row"),
+        "completeness": _number(row, "completeness", "slo row"),
+        "quality": _number(row, "quality", "slo row"),
+        "triggered": _integer(row, "triggered", "slo row"),
+        **{
+            column: _integer(by_source, source, "slo row: by_source") for source, column in _BY_SOURCE.items()
+        },
+        "results": [_slo_result(item) for item in _records(row, "results")],
+    }
+
+
+def _slo_result(item: Mapping[str, Any]) -> dict[str, Any]:
+    name = item.get("slo")
+    if not isinstance(name, str) or not name:
+        raise InvalidAuditRow(f"slo row: a result without an slo name: {item!r}")
+    where = f"slo row: result {name}"
+    met = item.get("met")
+    if met is not None and not isinstance(met, bool):
+        raise InvalidAuditRow(f"{where}: met is not a boolean: {met!r}")
+    return {
+        "slo": name,
+        "target": _number(item, "target", where),
+        "actual": _number(item, "actual", where),
+        "met": met,
+    }
+
+
+def _records(row: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    value = row.get(name) or []  # a REPEATED column takes [], never null
+    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+        raise InvalidAuditRow(f"{row.get('kind')} row: {name} is not a list of objects: {value!r}")
+    return list(value)
+
+
+def _number(values: Mapping[str, Any], name: str, where: str) -> float | None:
+    value = values.get(name)
+    # A bool is an int to Python but never a measurement; a numeric string would be stored as a number.
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise InvalidAuditRow(f"{where}: {name} is not a number: {value!r}")
+
+
+def _integer(values: Mapping[str, Any], name: str, where: str) -> int | None:
+    value = values.get(name)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise InvalidAuditRow(f"{where}: {name} is not an integer: {value!r}")
 
 
 def _required(row: Mapping[str, Any], name: str) -> Any:

@@ -1,7 +1,8 @@
 """One contract for every `AuditSink`: the in-memory one and the BigQuery one (on bqemulator).
 
 The rows are what the engine really writes: two recorded example days replayed, which between them produce
-every row kind (decision, trigger, alert, dead_letter, phase_completion). The BigQuery side is read back
+every row kind but `slo` (input, decision, trigger, alert, dead_letter, phase_completion); the slo log is
+checked with a date's outcome as views/slo.py writes it. The BigQuery side is read back
 with `tabledata.list`; bqemulator (DuckDB, insertion order preserved) returns rows in insert order, so
 "in order" checks the order the sink sent them in. Real BigQuery promises no such order.
 """
@@ -28,13 +29,13 @@ from adapters.bigquery_audit import BigQueryAuditSink, provision_bigquery
 from adapters.bigquery_schema import bigquery_rows
 from adapters.memory import MemoryAuditSink
 from adapters.ports import AuditRow, AuditSink
+from ops.audit_rows import KINDS
 from ops.replay import read_recording, replay
 from tests.support.bigquery_emulator import api_root, bigquery_emulator
 from tests.support.builders import default_policy
 from tests.support.emulators import PROJECT, Emulator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-KINDS = ("decision", "trigger", "alert", "dead_letter", "phase_completion")
 
 
 async def engine_rows() -> list[AuditRow]:
@@ -43,7 +44,7 @@ async def engine_rows() -> list[AuditRow]:
         with (EXAMPLES / name).open() as lines:
             deliveries = read_recording(lines, name)
         rows += (await replay(deliveries, default_policy())).rows
-    assert {row["kind"] for row in rows} == set(KINDS)
+    assert set(KINDS) - {"slo"} <= {row["kind"] for row in rows} <= set(KINDS)
     return rows
 
 
@@ -111,6 +112,8 @@ def _decode(field: dict[str, Any], value: Any) -> Any:
             return float(value)
         case "INTEGER":
             return int(value)
+        case "BOOLEAN":
+            return value in (True, "true")
         case "JSON":
             return json.loads(value)
         case "RECORD":
@@ -237,6 +240,51 @@ async def test_bigquery_tables_hold_typed_checks_and_phase_completions(
     ]
     assert {e["insert_id"] for e in events} == {bigquery_rows(r)[0][1]["insert_id"] for r in rows}
     assert sink.sent_rows == table_row_count(rows) and sink.rejected_rows == 0
+
+
+@pytest.mark.emulator
+async def test_bigquery_slo_log_holds_each_dates_outcome_with_counts_per_source_and_results(
+    bigquery_server: Emulator, tmp_path: Path
+) -> None:
+    outcome = {
+        "at": "2026-02-04T07:32:42Z",
+        "kind": "slo",
+        "game_date": "2026-02-03",
+        "mode": "same_day",
+        "outcome": "complete",
+        "first_input_at": "2026-02-04T06:02:42Z",
+        "ended_at": "2026-02-04T07:32:42Z",
+        "end_to_end_s": 5400.0,
+        "completeness": 0.8,
+        "quality": None,
+        "triggered": 4,
+        "by_source": {"cascade": 3, "fallback": 0, "self_heal": 1, "manual": 0},
+        "results": [
+            {"slo": "end_to_end", "target": 7200.0, "actual": 5400.0, "met": True},
+            {"slo": "quality", "target": 0.9, "actual": None, "met": False},
+        ],
+    }
+    async with aiohttp.ClientSession() as session:
+        bq = await new_bigquery(session, bigquery_server)
+        sink = BigQueryAuditSink(
+            PROJECT, bq.dataset, tmp_path / "audit.spool", session=session, api_root=bq.root
+        )
+        await sink.write([outcome])
+        await sink.flush()
+        [stored] = await bq.table("slo_log")
+        events = await bq.events()
+
+    assert events == [outcome]
+    assert (stored["game_date"], stored["mode"], stored["outcome"]) == ("2026-02-03", "same_day", "complete")
+    assert (stored["first_input_at"], stored["ended_at"]) == (
+        utc(outcome["first_input_at"]),
+        utc(outcome["at"]),
+    )
+    assert (stored["end_to_end_s"], stored["completeness"], stored["quality"]) == (5400.0, 0.8, None)
+    assert [stored[f"by_{s}"] for s in ("cascade", "fallback", "self_heal", "manual")] == [3, 0, 1, 0]
+    assert stored["triggered"] == 4
+    assert stored["results"] == outcome["results"]
+    assert sink.rejected_rows == 0
 
 
 @pytest.mark.emulator

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 
 import pytest
 
+from adapters.bigquery_schema import TABLES
 from tests.support.emulators import Emulator
 
 pytestmark = pytest.mark.emulator
@@ -30,6 +33,12 @@ def provision(pubsub: Emulator, bigquery: Emulator, project: str) -> subprocess.
     )
 
 
+def bigquery_tables(bigquery: Emulator, project: str, dataset: str) -> set[str]:
+    url = f"http://{bigquery.host_port}/bigquery/v2/projects/{project}/datasets/{dataset}/tables"
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+        return {t["tableReference"]["tableId"] for t in json.load(response).get("tables") or []}
+
+
 def test_provision_creates_every_topic_and_subscription_then_changes_nothing(
     pubsub_server: Emulator, bigquery_server: Emulator
 ) -> None:
@@ -48,6 +57,8 @@ def test_provision_creates_every_topic_and_subscription_then_changes_nothing(
         assert f"created topic {topic}" in created
     assert "created subscription cascade-nba-phase5-predictions-complete" in created
     assert "ensured bigquery dataset" in first.stdout
+    tables = bigquery_tables(bigquery_server, project, "audit_cli")
+    assert tables == {t.name for t in TABLES} and "slo_log" in tables
 
     second = provision(pubsub_server, bigquery_server, project)
     assert second.returncode == 0, second.stderr

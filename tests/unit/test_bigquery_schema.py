@@ -3,6 +3,7 @@ column, and rows BigQuery would refuse are recognised before they are sent."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from adapters.bigquery_schema import (
     DEPENDENCY_CHECK_LOG,
     ORCHESTRATION_EVENTS,
     PHASE_COMPLETION_LOG,
+    SLO_LOG,
     TABLES,
     InvalidAuditRow,
     bigquery_rows,
@@ -21,11 +23,34 @@ from adapters.bigquery_schema import (
     sql_file_text,
     strip_sql_comments,
 )
+from ops.audit_rows import KINDS
 from ops.replay import read_recording, replay
 from policies.model import Policy
+from router.effects import Source
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "ops" / "sql"
+
+# A date's SLO outcome in the contract's format (views/slo.py writes them when a date ends).
+SLO_ROW: dict[str, Any] = {
+    "at": "2026-02-04T07:32:42Z",
+    "kind": "slo",
+    "game_date": "2026-02-03",
+    "mode": "same_day",
+    "outcome": "complete",
+    "first_input_at": "2026-02-04T06:02:42Z",
+    "ended_at": "2026-02-04T07:32:42Z",
+    "end_to_end_s": 5400.0,
+    "completeness": 0.8,
+    "quality": 0.95,
+    "triggered": 4,
+    "by_source": {"cascade": 3, "fallback": 0, "self_heal": 1, "manual": 0},
+    "results": [
+        {"slo": "end_to_end", "target": 7200.0, "actual": 5400.0, "met": True},
+        {"slo": "completeness", "target": 0.8, "actual": 0.8, "met": True},
+        {"slo": "quality", "target": 0.9, "actual": None, "met": False},
+    ],
+}
 
 
 def engine_rows(policy: Policy) -> list[dict[str, Any]]:
@@ -63,8 +88,8 @@ def test_every_table_is_partitioned_by_a_date_or_timestamp_column_and_clustered_
 
 
 def test_every_field_of_every_audit_row_kind_has_a_home(policy: Policy) -> None:
-    rows = engine_rows(policy)
-    assert {r["kind"] for r in rows} == {"decision", "trigger", "alert", "dead_letter", "phase_completion"}
+    rows = [*engine_rows(policy), SLO_ROW]
+    assert {r["kind"] for r in rows} == set(KINDS)
     for row in rows:
         mapped = dict(bigquery_rows(row))
         assert set(mapped) <= {t.name for t in TABLES}
@@ -77,6 +102,11 @@ def test_every_field_of_every_audit_row_kind_has_a_home(policy: Policy) -> None:
             phase = mapped[PHASE_COMPLETION_LOG.name]
             assert set(phase) == set(PHASE_COMPLETION_LOG.field_names)
             assert set(row) - {"kind"} <= set(phase)
+        if row["kind"] == "slo":
+            slo = mapped[SLO_LOG.name]
+            assert set(slo) == set(SLO_LOG.field_names)
+            assert set(row) - {"kind", "by_source"} <= set(slo)
+            assert {f"by_{source}" for source in row["by_source"]} <= set(slo)
 
 
 def test_a_decision_goes_to_the_event_log_and_the_check_log_with_coverage_as_records() -> None:
@@ -134,6 +164,78 @@ def test_phase_completion_records_its_duration() -> None:
     assert phase["duration_s"] == 6 * 3600 + 57 * 60 + 18
 
 
+def test_an_slo_outcome_goes_to_the_event_log_and_the_slo_log_with_counts_per_source_and_results() -> None:
+    (events, event), (slos, slo) = bigquery_rows(SLO_ROW)
+    assert (events, slos) == ("orchestration_events", "slo_log")
+    assert (event["kind"], event["game_date"], event["mode"], event["outcome"]) == (
+        "slo",
+        "2026-02-03",
+        "same_day",
+        "complete",
+    )
+    assert json.loads(event["payload"]) == SLO_ROW
+    assert slo == {
+        "insert_id": insert_id(SLO_ROW),
+        "at": "2026-02-04T07:32:42Z",
+        "game_date": "2026-02-03",
+        "mode": "same_day",
+        "outcome": "complete",
+        "first_input_at": "2026-02-04T06:02:42Z",
+        "ended_at": "2026-02-04T07:32:42Z",
+        "end_to_end_s": 5400.0,
+        "completeness": 0.8,
+        "quality": 0.95,
+        "triggered": 4,
+        "by_cascade": 3,
+        "by_fallback": 0,
+        "by_self_heal": 1,
+        "by_manual": 0,
+        "results": SLO_ROW["results"],
+    }
+
+
+def test_a_failed_date_without_inputs_or_measurements_is_storable() -> None:
+    row = {
+        **SLO_ROW,
+        "outcome": "failed",
+        "first_input_at": None,
+        "end_to_end_s": None,
+        "completeness": None,
+        "quality": None,
+        "triggered": 0,
+        "by_source": {},
+        "results": [],
+    }
+    [_, (_, slo)] = bigquery_rows(row)
+    assert slo["first_input_at"] is None and slo["results"] == []
+    assert [slo[f"by_{s.value}"] for s in Source] == [None] * len(Source)
+
+
+def test_the_slo_log_has_one_count_column_per_trigger_source() -> None:
+    counts = [f.name for f in SLO_LOG.fields if f.name.startswith("by_")]
+    assert counts == [f"by_{source.value}" for source in Source]
+    assert [f.type for f in SLO_LOG.fields if f.name.startswith("by_")] == ["INTEGER"] * len(Source)
+
+
+def test_an_input_row_goes_to_the_event_log_only_with_its_message_id() -> None:
+    row = {
+        "at": "2026-02-04T06:02:42Z",
+        "kind": "input",
+        "game_date": "2026-02-03",
+        "transition": "phase2_to_phase3",
+        "processor": None,
+        "raw_name": "OddsApiGameLinesBatchProcessor",
+        "status": "success",
+        "message_id": "17",
+        "reported_at": "2026-02-04T06:02:40Z",
+        "record_count": None,
+    }
+    [(table, event)] = bigquery_rows(row)
+    assert table == "orchestration_events"
+    assert (event["kind"], event["message_id"], event["outcome"]) == ("input", "17", None)
+    assert json.loads(event["payload"]) == row
+
+
 @pytest.mark.parametrize(
     "row",
     [
@@ -152,6 +254,21 @@ def test_phase_completion_records_its_duration() -> None:
             "decision": "WAIT",
             "missing": "b",  # a string where a list belongs
         },
+        {**SLO_ROW, "game_date": None},  # the slo log is partitioned by game_date
+        {**SLO_ROW, "outcome": ""},
+        {**SLO_ROW, "ended_at": "2026-02-04T07:32:42"},  # no zone
+        {**SLO_ROW, "first_input_at": "soon"},
+        {**SLO_ROW, "end_to_end_s": "5400"},
+        {**SLO_ROW, "completeness": True},
+        {**SLO_ROW, "triggered": 4.5},
+        {**SLO_ROW, "by_source": [3, 0, 1, 0]},
+        {**SLO_ROW, "by_source": {"cascade": 3, "operator": 1}},  # a source with no column
+        {**SLO_ROW, "by_source": {"cascade": "3"}},
+        {**SLO_ROW, "results": {"slo": "end_to_end"}},  # an object where a list belongs
+        {**SLO_ROW, "results": ["end_to_end"]},
+        {**SLO_ROW, "results": [{"target": 7200.0, "actual": 5400.0, "met": True}]},  # no slo name
+        {**SLO_ROW, "results": [{"slo": "end_to_end", "target": 7200.0, "actual": 5400.0, "met": "yes"}]},
+        {**SLO_ROW, "results": [{"slo": "end_to_end", "target": "2h", "actual": 5400.0, "met": True}]},
     ],
 )
 def test_rows_bigquery_would_refuse_are_invalid_before_sending(row: dict[str, Any]) -> None:
