@@ -46,6 +46,7 @@ import aiohttp
 from gcloud.aio.bigquery import Dataset, Table
 
 from adapters.batching import due_in_s
+from adapters.bigquery_http import describe, gcloud_session
 from adapters.bigquery_schema import TABLES, InvalidAuditRow, bigquery_rows, canonical_json
 from adapters.errors import TransientError
 from adapters.ports import AuditRow
@@ -307,7 +308,7 @@ class BigQueryAuditSink:
         if not isinstance(exc, aiohttp.ClientError | TimeoutError):
             log.exception("audit insert into %s failed unexpectedly; rows kept", table, exc_info=exc)
         else:
-            log.warning("audit insert into %s failed (%s); %d rows kept", table, _describe(exc), len(rows))
+            log.warning("audit insert into %s failed (%s); %d rows kept", table, describe(exc), len(rows))
         return _Outcome(unsent=list(rows))
 
     async def _reachable(self, table: str) -> bool:
@@ -330,7 +331,7 @@ class BigQueryAuditSink:
                 self._dataset,
                 name,
                 project=self._project,
-                session=_gcloud(self._session),
+                session=gcloud_session(self._session),
                 api_root=self._api_root,
             )
         return self._tables[name]
@@ -423,36 +424,27 @@ def _end_with_newline(path: Path) -> None:
         _append_durably(path, b"\n")
 
 
-def _gcloud(session: aiohttp.ClientSession) -> Any:
-    """gcloud-aio annotates `session` as `requests.Session` for type checkers; at run time it is aiohttp's."""
-    return session
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"HTTP {exc.status}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 async def provision_bigquery(
     project: str,
     dataset: str,
     session: aiohttp.ClientSession | None = None,
     api_root: str | None = None,
 ) -> None:
-    """Create the dataset and the three audit tables if they do not exist (409 = already there)."""
+    """Create the dataset and the audit tables if they do not exist (409 = already there)."""
     own_session = session is None
     client = session or aiohttp.ClientSession()
     try:
-        datasets = Dataset(dataset, project=project, session=_gcloud(client), api_root=api_root)
+        datasets = Dataset(dataset, project=project, session=gcloud_session(client), api_root=api_root)
         await _unless_exists(
             datasets.insert({"datasetReference": {"projectId": project, "datasetId": dataset}})
         )
         for spec in TABLES:
-            table = Table(dataset, spec.name, project=project, session=_gcloud(client), api_root=api_root)
+            table = Table(
+                dataset, spec.name, project=project, session=gcloud_session(client), api_root=api_root
+            )
             await _unless_exists(table.create(spec.to_api()))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise TransientError(f"provisioning BigQuery {project}.{dataset} failed: {_describe(exc)}") from exc
+        raise TransientError(f"provisioning BigQuery {project}.{dataset} failed: {describe(exc)}") from exc
     finally:
         if own_session:
             await client.close()
