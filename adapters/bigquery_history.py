@@ -38,6 +38,7 @@ from gcloud.aio.bigquery import Job
 from adapters.bigquery_http import describe, gcloud_session
 from adapters.bigquery_schema import ORCHESTRATION_EVENTS
 from adapters.errors import CascadeError, ConfigurationError, TransientError
+from adapters.ports import AuditRow
 
 # The rows of game date D are written from the day before it (tomorrow mode: a slate prepared the evening
 # before, 00:00 local at the earliest, which is D-1 in UTC too) to the morning after it (overnight mode runs
@@ -118,7 +119,7 @@ class BigQueryHistory:
         self._session, self._owns_session = session, session is None
         self._table = f"{project}.{dataset}.{_TABLE}"
 
-    async def rows(self, first: date, last: date) -> list[dict[str, Any]]:
+    async def rows(self, first: date, last: date) -> list[AuditRow]:
         """Every audit row whose game_date is in [first, last], once each, by `at` then `insert_id`.
 
         Rows without a game_date (dead letters, undated alerts) belong to no date and are not returned."""
@@ -136,7 +137,7 @@ class BigQueryHistory:
             ],
         )
 
-    async def phase_durations(self, since: date) -> list[dict[str, Any]]:
+    async def phase_durations(self, since: date) -> list[AuditRow]:
         """The `phase_completion` audit rows of game dates from `since` on (ETA history at start-up)."""
         return await self._payloads(
             _PHASES_SQL,
@@ -153,8 +154,9 @@ class BigQueryHistory:
 
     # -- The query job --------------------------------------------------------------------------------------
 
-    async def _payloads(self, sql: str, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _payloads(self, sql: str, params: list[dict[str, Any]]) -> list[AuditRow]:
         # One column, the payload as JSON text: written by canonical_json, checked by BigQuery's JSON type.
+        # Each is a plain dict; typed as the port's AuditRow, the type every consumer of audit rows takes.
         return [
             json.loads(cells[0]["v"]) for cells in await self._query(sql.format(table=self._table), params)
         ]

@@ -22,12 +22,12 @@ from typing import Any
 
 import aiohttp
 import anyio
-from adapters.bigquery_history import BigQueryHistory
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from adapters.batched_topics import BatchedTopics
 from adapters.bigquery_audit import BigQueryAuditSink
+from adapters.bigquery_history import BigQueryHistory
 from adapters.clock import SystemClock
 from adapters.errors import CascadeError, ConfigurationError, TransientError
 from adapters.firestore_store import FirestoreStateStore, firestore_client

@@ -90,7 +90,6 @@ async def bigquery_rows(first: date, last: date) -> list[AuditRow]:
     import os
 
     from adapters.bigquery_history import BigQueryHistory
-
     from adapters.errors import CascadeError, TransientError
     from ops.settings import load_settings
 
