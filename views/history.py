@@ -157,9 +157,20 @@ def parse_time(text: str) -> datetime:
 
 def canonical_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Rows by time, then kind, then content: one order whatever order the source returned them in."""
-    keyed = [(str(r.get("at", "")), KIND_ORDER.get(str(r.get("kind")), 9), _content(r), r) for r in rows]
+    # By the instant, not the text: "...:42.5Z" sorts before "...:42Z" as text.
+    keyed = [(_instant(r), KIND_ORDER.get(str(r.get("kind")), 9), _content(r), r) for r in rows]
     keyed.sort(key=lambda item: item[:3])
     return [item[3] for item in keyed]
+
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def _instant(row: Mapping[str, Any]) -> datetime:
+    try:
+        return parse_time(str(row["at"]))
+    except (KeyError, ValueError):
+        return _NO_TIME  # reported by `by_date` when the row is used
 
 
 def _content(row: Mapping[str, Any]) -> str:

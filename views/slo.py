@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from policies.model import Policy
@@ -147,4 +147,7 @@ def compliance(rows: Iterable[Mapping[str, Any]], policy: Policy, until: date) -
 
 
 def _z(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The audit rows' form: seconds, and the fraction only when there is one (so an `slo` row never sorts
+    before the trigger that ended its date)."""
+    text = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{at.microsecond:06d}".rstrip("0") if at.microsecond else "") + "Z"
