@@ -106,3 +106,9 @@ def test_every_metric_the_rules_read_is_exported_by_the_daemon() -> None:
     used = set().union(*(metric_names(rule["expr"]) for rule in _rules())) - SCRAPE_METRICS - recorded
     assert len(used) >= 10  # the parser found the metrics, so the check below is not vacuous
     assert used <= exported_sample_names(Metrics(CollectorRegistry()).registry)
+
+
+def test_every_alert_is_explained_in_the_monitoring_doc() -> None:
+    doc = (ROOT / "docs" / "monitoring.md").read_text()
+    missing = [alert["alert"] for alert in _alerts() if f"`{alert['alert']}`" not in doc]
+    assert missing == []
