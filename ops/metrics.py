@@ -211,16 +211,17 @@ class Metrics:
         A series that appears with the value 1 has no earlier sample to increase from: the first dead letter
         or invalid reload after a restart would be invisible to the alert rules. The compliance gauge is
         left out on purpose: 0 would read as "every date missed"."""
+        # Sorted, so that /metrics lists them in the same order in every process.
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
-        for result in RELOAD_RESULTS:
+        for result in sorted(RELOAD_RESULTS):
             self.reloads.labels(result)
-        for alert in ALERT_NAMES:
-            for severity in ALERT_SEVERITIES:
+        for alert in sorted(ALERT_NAMES):
+            for severity in sorted(ALERT_SEVERITIES):
                 self.alerts.labels(alert, severity)
-        for mode in MODES:
+        for mode in sorted(MODES):
             self.end_to_end_latency.labels(mode)
-            for slo in SLO_NAMES:
+            for slo in sorted(SLO_NAMES):
                 for result in SLO_RESULTS:
                     self.slo_dates.labels(slo, mode, result)
 

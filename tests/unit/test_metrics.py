@@ -297,7 +297,7 @@ def test_every_alert_name_raised_in_the_code_is_a_known_label_value() -> None:
     raised = {
         next(group for group in match.groups() if group)
         for package in ("router", "ops")
-        for source in (root / package).glob("*.py")
+        for source in (root / package).rglob("*.py")
         for match in _RAISED_NAME.finditer(source.read_text())
     }
     assert {"unknown_processor", "self_heal", "circuit_open", "alerts_suppressed"} <= raised
