@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from policies.breaker import BreakerState
+from policies.model import Mode
+from router.effects import Severity
 from router.keys import Key
 from router.state import DateState, Phase
 
@@ -27,6 +29,21 @@ RELOAD_RESULTS = frozenset({"applied", "unchanged", "invalid", "error"})
 # Keys that still wait for something: inputs, an operator (failed), or a breaker cooldown.
 PENDING_PHASES = (Phase.COLLECTING, Phase.FAILED, Phase.BREAKER_OPEN)
 REPORTED_BREAKER_STATES = (BreakerState.OPEN, BreakerState.HALF_OPEN)
+# Alert names the code raises (router/machine.py, router/outcomes.py, ops/alerting.py and the SLO monitor);
+# any other name is counted as "other". tests/unit/test_metrics.py scans router/ and ops/ for names
+# missing here.
+ALERT_NAMES = frozenset(
+    {
+        *("unknown_processor", "fallback_deadline_missed", "self_heal", "manual_intervention_required"),
+        *("critical_input_failed", "force_ignored", "publish_failed", "circuit_open", "alerts_suppressed"),
+        *("slo_violation", "slo_at_risk", "pipeline_stuck"),
+    }
+)
+# Lower case, like the `severity` label of the Prometheus alert rules, so one matcher reads both.
+ALERT_SEVERITIES = frozenset(severity.value.lower() for severity in Severity)
+SLO_NAMES = frozenset({"end_to_end", "completeness", "quality", "cascade_success_rate", "self_heal_share"})
+MODES = frozenset(mode.value for mode in Mode)
+SLO_RESULTS = ("met", "missed")
 
 # Trigger latency: a normal cascade takes well under a second; fallback and self-heal triggers come
 # hours after the last input, so the buckets reach 12 h.
@@ -34,6 +51,10 @@ TRIGGER_LATENCY_BUCKETS_S = (
     *(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
     *(300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0),
 )
+# End to end (first phase-2 input -> last trigger of the date), up to a day. The same-day (2 h) and tomorrow
+# (4 h) objectives are bucket edges; overnight (8 h) falls between 6 h and 12 h, so for it the histogram
+# only brackets the objective (`cascade_slo_dates_total` says exactly whether each date met it).
+END_TO_END_BUCKETS_S = (600, 1800, 3600, 5400, 7200, 10800, 14400, 21600, 43200, 86400)
 HANDLING_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # Prefixes of the reasons `router.intake.accept` gives; tests feed real intake rejections through this.
@@ -149,8 +170,60 @@ class Metrics:
             "Unix time of the last pull that Pub/Sub answered (with or without messages).",
             registry=registry,
         )
+        self.alerts = Counter(
+            "cascade_alerts_total",
+            "Alerts raised by the router (before rate limiting), by name and severity.",
+            ["alert", "severity"],
+            registry=registry,
+        )
+        self.slo_dates = Counter(
+            "cascade_slo_dates_total",
+            "Dates whose outcome for an objective is known, by objective, mode and result (met, missed).",
+            ["slo", "mode", "result"],
+            registry=registry,
+        )
+        self.slo_compliance_ratio = Gauge(
+            "cascade_slo_compliance_ratio",
+            "Share (0..1) of the rolling window's dates that met the objective; for self_heal_share, the "
+            "share that did not need the self-heal deadline.",
+            ["slo"],
+            registry=registry,
+        )
+        self.end_to_end_latency = Histogram(
+            "cascade_slo_end_to_end_seconds",
+            "From a date's first phase-2 input to its last transition's trigger being published.",
+            ["mode"],
+            buckets=END_TO_END_BUCKETS_S,
+            registry=registry,
+        )
+        self.at_risk = Gauge(
+            "cascade_dates_at_risk",
+            "Dates still in progress that are expected to miss an objective.",
+            registry=registry,
+        )
         # Transitions ever seen by observe_engine: their series are reset to 0, never left stale.
         self._transitions: set[str] = set()
+        self._start_bounded_series_at_zero()
+
+    def _start_bounded_series_at_zero(self) -> None:
+        """Create each known series of a bounded counter at 0, so that `increase()` sees its first event.
+
+        A series that appears with the value 1 has no earlier sample to increase from: the first dead letter
+        or invalid reload after a restart would be invisible to the alert rules. The compliance gauge is
+        left out on purpose: 0 would read as "every date missed"."""
+        # Sorted, so that /metrics lists them in the same order in every process.
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+        for result in sorted(RELOAD_RESULTS):
+            self.reloads.labels(result)
+        for alert in sorted(ALERT_NAMES):
+            for severity in sorted(ALERT_SEVERITIES):
+                self.alerts.labels(alert, severity)
+        for mode in sorted(MODES):
+            self.end_to_end_latency.labels(mode)
+            for slo in sorted(SLO_NAMES):
+                for result in SLO_RESULTS:
+                    self.slo_dates.labels(slo, mode, result)
 
     # --- called by the daemon -------------------------------------------------------------------------
 
@@ -212,6 +285,27 @@ class Metrics:
 
     def policy_reload(self, result: str) -> None:
         self.reloads.labels(_bounded(result, RELOAD_RESULTS)).inc()
+
+    # --- called by the engine and the SLO monitor ----------------------------------------------------------
+
+    def alert_raised(self, alert: str, severity: str) -> None:
+        """`severity` in any case ("CRITICAL" as `router.effects.Severity` spells it, or "critical")."""
+        self.alerts.labels(_bounded(alert, ALERT_NAMES), _bounded(severity.lower(), ALERT_SEVERITIES)).inc()
+
+    def slo_outcome(self, slo: str, mode: str, met: bool) -> None:
+        """Once per date and objective, when the date's result for it is final."""
+        self.slo_dates.labels(
+            _bounded(slo, SLO_NAMES), _bounded(mode, MODES), "met" if met else "missed"
+        ).inc()
+
+    def slo_compliance(self, slo: str, ratio: float) -> None:
+        self.slo_compliance_ratio.labels(_bounded(slo, SLO_NAMES)).set(ratio)
+
+    def end_to_end(self, mode: str, seconds: float) -> None:
+        self.end_to_end_latency.labels(_bounded(mode, MODES)).observe(max(seconds, 0.0))
+
+    def dates_at_risk(self, count: int) -> None:
+        self.at_risk.set(count)
 
     def pulled(self, now: datetime) -> None:
         self.last_pull.set(now.timestamp())

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from ops.metrics import DEAD_LETTER_REASONS, Metrics, dead_letter_category
+from ops.metrics import (
+    ALERT_NAMES,
+    ALERT_SEVERITIES,
+    DEAD_LETTER_REASONS,
+    MODES,
+    SLO_NAMES,
+    Metrics,
+    dead_letter_category,
+)
 from policies.breaker import Breaker, BreakerState
 from policies.model import Mode, Policy
 from router.intake import Rejected, accept
@@ -62,6 +72,11 @@ def test_every_metric_is_exposed_with_conventional_names_and_types(metrics: Metr
         "cascade_audit_buffered_rows": "gauge",
         "cascade_audit_spool_pending_rows": "gauge",
         "cascade_last_successful_pull_timestamp_seconds": "gauge",
+        "cascade_alerts": "counter",
+        "cascade_slo_dates": "counter",
+        "cascade_slo_compliance_ratio": "gauge",
+        "cascade_slo_end_to_end_seconds": "histogram",
+        "cascade_dates_at_risk": "gauge",
     }
     assert {name: kind for name, (kind, _) in found.items()} == expected_types
 
@@ -128,8 +143,9 @@ def test_dead_letter_reason_text_never_becomes_a_label_value(metrics: Metrics) -
     metrics.dead_lettered("the store exploded in an unforeseen way")
     _, samples = families(metrics)["cascade_dead_letters"]
     reasons = {s.labels["reason"] for s in samples if s.name.endswith("_total")}
-    assert reasons == {"not_json", "other"}
-    assert reasons <= set(DEAD_LETTER_REASONS)
+    counted = {s.labels["reason"] for s in samples if s.name.endswith("_total") and s.value > 0}
+    assert counted == {"not_json", "other"}
+    assert reasons == set(DEAD_LETTER_REASONS)
 
 
 def test_trigger_counts_by_source_and_degraded_and_observes_latency(metrics: Metrics) -> None:
@@ -226,3 +242,114 @@ def test_a_refused_store_write_is_counted() -> None:
     metrics.store_write_refused()
     metrics.store_write_refused()
     assert value(metrics, "cascade_state_store_conflicts_total") == 2
+
+
+def test_bounded_counters_start_every_known_series_at_zero_so_increase_sees_the_first_event(
+    metrics: Metrics,
+) -> None:
+    # Prometheus' increase() needs a sample before the first event: a series born at 1 shows no increase.
+    assert value(metrics, "cascade_dead_letters_total", reason="schema") == 0
+    assert value(metrics, "cascade_policy_reloads_total", result="invalid") == 0
+    assert value(metrics, "cascade_alerts_total", alert="pipeline_stuck", severity="critical") == 0
+    slo = {"slo": "end_to_end", "mode": "same_day"}
+    assert value(metrics, "cascade_slo_dates_total", **slo, result="missed") == 0
+    assert value(metrics, "cascade_slo_end_to_end_seconds_count", mode="overnight") == 0
+    _, alert_samples = families(metrics)["cascade_alerts"]
+    assert len([s for s in alert_samples if s.name.endswith("_total")]) == len(ALERT_NAMES) * 4
+    _, slo_samples = families(metrics)["cascade_slo_dates"]
+    assert len([s for s in slo_samples if s.name.endswith("_total")]) == len(SLO_NAMES) * len(MODES) * 2
+
+
+def test_compliance_gauge_has_no_series_until_reported_since_zero_would_mean_every_date_missed(
+    metrics: Metrics,
+) -> None:
+    _, samples = families(metrics)["cascade_slo_compliance_ratio"]
+    assert samples == []
+
+
+def test_alerts_are_counted_by_name_and_lower_case_severity(metrics: Metrics) -> None:
+    metrics.alert_raised("manual_intervention_required", "CRITICAL")
+    metrics.alert_raised("manual_intervention_required", "critical")
+    metrics.alert_raised("slo_at_risk", "WARNING")
+    name = "cascade_alerts_total"
+    assert value(metrics, name, alert="manual_intervention_required", severity="critical") == 2
+    assert value(metrics, name, alert="slo_at_risk", severity="warning") == 1
+    assert value(metrics, name, alert="slo_at_risk", severity="critical") == 0
+
+
+def test_alert_names_and_severities_outside_the_known_sets_are_reported_as_other(metrics: Metrics) -> None:
+    metrics.alert_raised("a brand new alert 2025-12-31", "CRITICAL")
+    metrics.alert_raised("pipeline_stuck", "PANIC")
+    name = "cascade_alerts_total"
+    assert value(metrics, name, alert="other", severity="critical") == 1
+    assert value(metrics, name, alert="pipeline_stuck", severity="other") == 1
+    _, samples = families(metrics)["cascade_alerts"]
+    assert {s.labels["alert"] for s in samples} == ALERT_NAMES | {"other"}
+    assert {s.labels["severity"] for s in samples} == ALERT_SEVERITIES | {"other"}
+
+
+# How alerts are raised in the code: `alert(state, "name", ...)` in the router, `RaiseAlert(alert="name")`.
+_RAISED_NAME = re.compile(r'\balert\(\s*\w+,\s*"(\w+)"|\balert="(\w+)"|RaiseAlert\(\s*"(\w+)"')
+
+
+def test_every_alert_name_raised_in_the_code_is_a_known_label_value() -> None:
+    root = Path(__file__).resolve().parents[2]
+    raised = {
+        next(group for group in match.groups() if group)
+        for package in ("router", "ops")
+        for source in (root / package).rglob("*.py")
+        for match in _RAISED_NAME.finditer(source.read_text())
+    }
+    assert {"unknown_processor", "self_heal", "circuit_open", "alerts_suppressed"} <= raised
+    assert raised <= ALERT_NAMES
+
+
+def test_slo_outcomes_are_counted_per_objective_mode_and_result(metrics: Metrics) -> None:
+    metrics.slo_outcome("end_to_end", "same_day", met=True)
+    metrics.slo_outcome("end_to_end", "same_day", met=False)
+    metrics.slo_outcome("end_to_end", "same_day", met=False)
+    metrics.slo_outcome("cascade_success_rate", "overnight", met=True)
+    name = "cascade_slo_dates_total"
+    assert value(metrics, name, slo="end_to_end", mode="same_day", result="met") == 1
+    assert value(metrics, name, slo="end_to_end", mode="same_day", result="missed") == 2
+    assert value(metrics, name, slo="cascade_success_rate", mode="overnight", result="met") == 1
+
+
+def test_slo_names_and_modes_outside_the_known_sets_are_reported_as_other(metrics: Metrics) -> None:
+    metrics.slo_outcome("latency_p99", "same_day", met=False)
+    metrics.slo_outcome("quality", "weekly", met=True)
+    metrics.slo_compliance("made_up", 0.5)
+    metrics.end_to_end("weekly", 60.0)
+    name = "cascade_slo_dates_total"
+    assert value(metrics, name, slo="other", mode="same_day", result="missed") == 1
+    assert value(metrics, name, slo="quality", mode="other", result="met") == 1
+    assert value(metrics, "cascade_slo_compliance_ratio", slo="other") == 0.5
+    assert value(metrics, "cascade_slo_end_to_end_seconds_count", mode="other") == 1
+
+
+def test_slo_compliance_follows_the_latest_ratio_per_objective(metrics: Metrics) -> None:
+    metrics.slo_compliance("cascade_success_rate", 0.97)
+    metrics.slo_compliance("cascade_success_rate", 0.93)
+    metrics.slo_compliance("self_heal_share", 0.85)
+    assert value(metrics, "cascade_slo_compliance_ratio", slo="cascade_success_rate") == 0.93
+    assert value(metrics, "cascade_slo_compliance_ratio", slo="self_heal_share") == 0.85
+
+
+def test_end_to_end_latency_lands_in_the_bucket_of_its_objective(metrics: Metrics) -> None:
+    metrics.end_to_end("same_day", 7000.0)  # just inside the 2 h same-day objective
+    metrics.end_to_end("same_day", 7300.0)  # just outside it
+    metrics.end_to_end("overnight", -5.0)  # clock skew between instances: never a negative observation
+    name = "cascade_slo_end_to_end_seconds"
+    assert value(metrics, f"{name}_bucket", mode="same_day", le="5400.0") == 0
+    assert value(metrics, f"{name}_bucket", mode="same_day", le="7200.0") == 1
+    assert value(metrics, f"{name}_bucket", mode="same_day", le="10800.0") == 2
+    assert value(metrics, f"{name}_bucket", mode="same_day", le="86400.0") == 2
+    assert value(metrics, f"{name}_sum", mode="overnight") == 0.0
+    assert value(metrics, f"{name}_bucket", mode="overnight", le="600.0") == 1
+
+
+def test_dates_at_risk_follows_the_latest_count(metrics: Metrics) -> None:
+    assert value(metrics, "cascade_dates_at_risk") == 0
+    metrics.dates_at_risk(3)
+    metrics.dates_at_risk(1)
+    assert value(metrics, "cascade_dates_at_risk") == 1
