@@ -238,7 +238,10 @@ class Daemon:
         report = self.view.slo_json(policy.slo.window_days)
         for row in report["compliance"]:
             if row["ratio"] is not None:
-                self.metrics.slo_compliance(row["slo"], row["ratio"])
+                # The gauge is "higher is better" for every SLO (the alert rules compare it with a floor):
+                # the self-heal share is exported as the share of triggers that did not need self-heal.
+                ratio = 1.0 - row["ratio"] if row["slo"] == "self_heal_share" else row["ratio"]
+                self.metrics.slo_compliance(row["slo"], ratio)
         self._last_sweep = now
 
     async def _drain(self) -> None:
