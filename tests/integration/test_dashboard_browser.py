@@ -10,6 +10,7 @@ so a test against the running daemon only needs its URL:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -70,9 +71,9 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         browser.quit()
 
 
-def replay_critical(policy: Policy) -> ReplayResult:
+def replay_critical(policy: Policy, until: datetime | None = None) -> ReplayResult:
     with CRITICAL.open() as lines:
-        return anyio.run(replay, read_recording(lines, CRITICAL.name), policy, None)
+        return anyio.run(replay, read_recording(lines, CRITICAL.name), policy, until)
 
 
 def assert_board_shows_critical_wait(
@@ -162,18 +163,20 @@ def test_the_report_folds_each_history_and_opens_it_on_a_click(
     ]
 
 
-def test_the_date_page_reads_the_same_and_fits_a_phone_screen(
+def test_the_live_date_page_at_4_am_shows_the_wait_and_fits_a_phone_screen(
     driver: WebDriver, policy: Policy, tmp_path: Path
 ) -> None:
-    result = replay_critical(policy)
-    assert result.until is not None
-    [(board, day)] = date_boards(result.rows, policy, result.until)
+    now = datetime(2026, 2, 4, 9, 0, tzinfo=UTC)  # 04:00 AM ET: all but nbac_gamebook in, no deadline yet
+    result = replay_critical(policy, until=now)
+    [(board, day)] = date_boards(result.rows, policy, now)
     page = tmp_path / "2026-02-03.html"
-    page.write_text(render_date(board, day, refresh_s=None), encoding="utf-8")
+    page.write_text(render_date(board, day, refresh_s=60), encoding="utf-8")
 
-    assert_board_shows_critical_wait(driver, page.as_uri())
-    alerts = driver.find_element(By.CSS_SELECTOR, "table.alerts").text
-    assert "manual_intervention_required" in alerts and "CRITICAL" in alerts
+    phase2 = assert_board_shows_critical_wait(driver, page.as_uri())
+    assert phase2.get_attribute("data-status") == "waiting"
+    assert "Waiting on a critical input" in phase2.text
+    fallback = phase2.find_element(By.XPATH, './/li[strong[normalize-space()="Fallback"]]')
+    assert fallback.text == "Fallback 06:00 AM ET, Wed Feb 4: in 2 h 00 min"
 
     driver.set_window_size(PHONE_WIDTH, 900)
     try:
@@ -183,4 +186,4 @@ def test_the_date_page_reads_the_same_and_fits_a_phone_screen(
         assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
     finally:
         driver.set_window_size(DESKTOP_WIDTH, 900)
-    save_screenshots(driver, "dashboard-date-critical_never_reports")
+    save_screenshots(driver, "dashboard-date-critical_never_reports-4am")

@@ -37,13 +37,14 @@ class Element:
         return out
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Element]:
-        """Descendants with `tag` (any if None) and these attribute values (`data_phase` means data-phase)."""
+        """Descendants with `tag` (any if None) and these attribute values (`data_phase` means data-phase;
+        `class` matches when the element has all the given classes, as a CSS selector would)."""
         wanted = {name.replace("_", "-"): value for name, value in attrs.items()}
         found = []
         for child in self.children:
             if isinstance(child, str):
                 continue
-            if (tag is None or child.tag == tag) and all(child.attrs.get(k) == v for k, v in wanted.items()):
+            if (tag is None or child.tag == tag) and all(_matches(child, k, v) for k, v in wanted.items()):
                 found.append(child)
             found.extend(child.find_all(tag, **attrs))
         return found
@@ -52,6 +53,12 @@ class Element:
         found = self.find_all(tag, **attrs)
         assert len(found) == 1, f"expected one <{tag or '*'} {attrs}>, found {len(found)}"
         return found[0]
+
+
+def _matches(element: Element, name: str, value: str) -> bool:
+    if name == "class":
+        return set(value.split()) <= set(element.attrs.get("class", "").split())
+    return element.attrs.get(name) == value
 
 
 class _TreeBuilder(HTMLParser):

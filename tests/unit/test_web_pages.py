@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from ops.replay import ReplayResult, read_recording, replay
 from ops.report import date_boards, write_report
 from ops.web import render_date, render_index, render_report
+from ops.web.present import relative, zone_of
 from policies.model import Policy
 from tests.support.html_text import Element, parse
-from views.board import DayBoard, PhaseStatus
+from views.board import DayBoard, PhaseStatus, zone_label
 from views.history import DayHistory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,12 +31,14 @@ CRITICAL, SAME_DAY, OVERNIGHT, DUPLICATES = (
 HOSTILE = '<script>alert("pwned")</script>&<b>'
 
 
-def replayed(policy: Policy, *names: str, swap: tuple[str, str] | None = None) -> ReplayResult:
+def replayed(
+    policy: Policy, *names: str, swap: tuple[str, str] | None = None, until: datetime | None = None
+) -> ReplayResult:
     lines = [line for name in names for line in (EXAMPLES / name).read_text().splitlines()]
     if swap is not None:
         old, new = swap
         lines = [line.replace(old, new) for line in lines]
-    return anyio.run(replay, read_recording(lines, "+".join(names)), policy, None)
+    return anyio.run(replay, read_recording(lines, "+".join(names)), policy, until)
 
 
 def pages(policy: Policy, *names: str) -> list[tuple[DayBoard, DayHistory]]:
@@ -69,6 +73,43 @@ def test_a_missing_critical_input_shows_phase_2_failed_on_it_and_every_later_pha
         assert "Pending" in later.text
     summary = page.one("div", **{"class": "summary st-failed"})
     assert "Phase 2 raw: 4/5, failed: missing nbac_gamebook; needs an operator" in summary.text
+
+
+def test_a_live_page_before_the_fallback_shows_the_wait_and_how_long_until_each_deadline(
+    policy: Policy,
+) -> None:
+    now = datetime(2026, 2, 4, 9, 0, tzinfo=UTC)  # 04:00 AM ET: every input but nbac_gamebook is in
+    result = replayed(policy, CRITICAL, until=now)
+    [(board, day)] = date_boards(result.rows, policy, now)
+    page = parse(render_date(board, day, refresh_s=30))
+
+    phase2 = page.one("section", data_phase="Phase 2")
+    assert phase2.attrs["data-status"] == "waiting"
+    assert "Waiting on a critical input" in phase2.text
+    assert [li.text for li in phase2.find_all("li")] == [
+        "Fallback 06:00 AM ET, Wed Feb 4: in 2 h 00 min",
+        "Self-heal 08:00 AM ET, Wed Feb 4: in 4 h 00 min",
+    ]
+    headline = page.one("p", **{"class": "headline"}).text
+    assert headline == "In progress Phase 2 raw: 4/5, waiting on critical nbac_gamebook"
+    eta = page.one("dl", **{"class": "facts"}).find_all("div")[1].text
+    assert eta.startswith("ETA 05:30 AM ET, Wed Feb 4 (in 1 h 30 min)")
+
+
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "America/Chicago", "America/Los_Angeles", "UTC", "Europe/Paris"]
+)
+def test_the_zone_behind_a_board_label_is_the_policy_zone(zone: str) -> None:
+    assert zone_of(zone_label(zone)) == zone
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [(0, "in 0 min"), (59, "in 59 min"), (60, "in 1 h 00 min"), (125, "in 2 h 05 min"), (-35, "35 min ago")],
+)
+def test_times_relative_to_now_read_in_hours_and_minutes(minutes: int, text: str) -> None:
+    now = datetime(2026, 2, 4, 9, 0, tzinfo=UTC)
+    assert relative(now + timedelta(minutes=minutes), now) == text
 
 
 def test_deadlines_show_eastern_time_their_outcome_and_the_utc_instant(policy: Policy) -> None:
