@@ -1,31 +1,45 @@
 """The dashboard in a real browser: Debian's chromium, driven through chromedriver by selenium, reading what
 a person reads (visible text only: a folded `<details>` is not read).
 
-The pages are opened as files here; the daemon's `GET /` and `GET /dates/{date}` serve the same renderings,
-so a test against the running daemon only needs its URL:
+The report and a date page are opened as files; the daemon's own HTTP app (`ops.http.make_app` with its
+operator view, the routes `GET /` and `GET /dates/{date}`) is served from this process on a free port, over a
+date watch seeded with the replayed rows as the daemon seeds it from the audit tables. A test against a
+daemon running elsewhere only needs its URL:
 
     assert_board_shows_critical_wait(driver, f"{base_url}/dates/2026-02-03")
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
+from adapters.clock import VirtualClock
+from adapters.ports import AuditRow
+from ops.day_watch import DayWatch
+from ops.http import make_app
+from ops.metrics import Metrics
+from ops.operator_view import OperatorView
 from ops.replay import ReplayResult, read_recording, replay
 from ops.report import date_boards, write_report
 from ops.web import render_date
 from policies.model import Policy
-from tests.support.emulators import wait_until
+from tests.support.emulators import free_port, wait_until
+from views.history import parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
 CRITICAL = ROOT / "examples" / "critical_never_reports.jsonl"
@@ -187,3 +201,59 @@ def test_the_live_date_page_at_4_am_shows_the_wait_and_fits_a_phone_screen(
     finally:
         driver.set_window_size(DESKTOP_WIDTH, 900)
     save_screenshots(driver, "dashboard-date-critical_never_reports-4am")
+
+
+@contextmanager
+def serving(app: web.Application) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 from an event loop in a thread (selenium blocks); yields its base URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    port = free_port()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, name="dashboard-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def daemon_app(rows: Sequence[AuditRow], policy: Policy) -> web.Application:
+    """The daemon's HTTP app with its operator view over these rows, as of the last of them."""
+    watch = DayWatch(policy, keep_rows=True)
+    watch.seed(rows)
+    clock = VirtualClock(max(parse_time(row["at"]) for row in rows))
+    view = OperatorView(watch, lambda: policy, clock, recent_days=30)
+    return make_app(
+        Metrics(CollectorRegistry()),
+        status_source=dict,
+        health=lambda: (True, {}),
+        ready=lambda: (True, {}),
+        admin=None,
+        admin_token=None,
+        known_transitions=lambda: set(policy.transitions),
+        view=view,
+    )
+
+
+def test_the_daemon_index_leads_to_the_date_page_showing_the_critical_wait(
+    driver: WebDriver, policy: Policy
+) -> None:
+    result = replay_critical(policy)
+
+    with serving(daemon_app(result.rows, policy)) as base_url:
+        driver.get(f"{base_url}/")
+        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-date="2026-02-03"]')
+        assert row.get_attribute("data-state") == "failed"
+        assert "Failed" in row.text and "nbac_gamebook" in row.text, row.text
+        row.find_element(By.LINK_TEXT, "2026-02-03").click()  # a relative link: works behind any prefix
+        assert driver.current_url == f"{base_url}/dates/2026-02-03"
+
+        assert_board_shows_critical_wait(driver, driver.current_url)
+        refresh = driver.find_element(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]').get_attribute("content")
+        assert refresh == "30"
+        save_screenshots(driver, "dashboard-daemon-2026-02-03")

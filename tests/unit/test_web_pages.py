@@ -72,7 +72,7 @@ def test_a_missing_critical_input_shows_phase_2_failed_on_it_and_every_later_pha
         assert later.attrs["data-status"] == "pending"
         assert "Pending" in later.text
     summary = page.one("div", **{"class": "summary st-failed"})
-    assert "Phase 2 raw: 4/5, failed: missing nbac_gamebook; needs an operator" in summary.text
+    assert "Phase 2 raw · 4/5 inputs · failed: missing nbac_gamebook; needs an operator" in summary.text
 
 
 def test_a_live_page_before_the_fallback_shows_the_wait_and_how_long_until_each_deadline(
@@ -91,7 +91,7 @@ def test_a_live_page_before_the_fallback_shows_the_wait_and_how_long_until_each_
         "Self-heal 08:00 AM ET, Wed Feb 4: in 4 h 00 min",
     ]
     headline = page.one("p", **{"class": "headline"}).text
-    assert headline == "In progress Phase 2 raw: 4/5, waiting on critical nbac_gamebook"
+    assert headline == "In progress Phase 2 raw · 4/5 inputs · waiting on critical nbac_gamebook"
     eta = page.one("dl", **{"class": "facts"}).find_all("div")[1].text
     assert eta.startswith("ETA 05:30 AM ET, Wed Feb 4 (in 1 h 30 min)")
 
@@ -189,7 +189,7 @@ def test_the_index_has_one_row_per_date_newest_first_linking_relative_to_the_pag
     ]
     failed = rows[0]
     assert failed.attrs["data-state"] == "failed"
-    assert "Failed Phase 2 raw: 4/5, failed: missing nbac_gamebook" in failed.text
+    assert "Failed Phase 2 raw · 4/5 inputs · failed: missing nbac_gamebook" in failed.text
     assert "14%" in failed.text
     strip = failed.one("span", **{"class": "strip"}).find_all("span")
     assert [chip.attrs["title"] for chip in strip] == [
