@@ -1,0 +1,259 @@
+"""The dashboard in a real browser: Debian's chromium, driven through chromedriver by selenium, reading what
+a person reads (visible text only: a folded `<details>` is not read).
+
+The report and a date page are opened as files; the daemon's own HTTP app (`ops.http.make_app` with its
+operator view, the routes `GET /` and `GET /dates/{date}`) is served from this process on a free port, over a
+date watch seeded with the replayed rows as the daemon seeds it from the audit tables. A test against a
+daemon running elsewhere only needs its URL:
+
+    assert_board_shows_critical_wait(driver, f"{base_url}/dates/2026-02-03")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+
+from adapters.clock import VirtualClock
+from adapters.ports import AuditRow
+from ops.day_watch import DayWatch
+from ops.http import make_app
+from ops.metrics import Metrics
+from ops.operator_view import OperatorView
+from ops.replay import ReplayResult, read_recording, replay
+from ops.report import date_boards, write_report
+from ops.web import render_date
+from policies.model import Policy
+from tests.support.emulators import free_port, wait_until
+from views.history import parse_time
+
+ROOT = Path(__file__).resolve().parents[2]
+CRITICAL = ROOT / "examples" / "critical_never_reports.jsonl"
+ARTIFACTS = ROOT / ".artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Headless, no sandbox (containers, root), and nothing that phones home or updates itself during a test.
+CHROMIUM_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+)
+DESKTOP_WIDTH, PHONE_WIDTH = 1280, 390
+LOAD_TIMEOUT_S = 30.0
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.skip(
+            "chromium + chromedriver not found: apt-get install chromium chromium-driver (Debian); "
+            ".ci/run installs them when run as root"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in CHROMIUM_ARGS:
+        options.add_argument(argument)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    # A Service with the driver's path: selenium-manager is never asked to find or download anything.
+    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    browser.set_page_load_timeout(LOAD_TIMEOUT_S)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def replay_critical(policy: Policy, until: datetime | None = None) -> ReplayResult:
+    with CRITICAL.open() as lines:
+        return anyio.run(replay, read_recording(lines, CRITICAL.name), policy, until)
+
+
+def assert_board_shows_critical_wait(
+    driver: WebDriver, url: str, game_date: str = "2026-02-03"
+) -> WebElement:
+    """Open `url` (a date page, or a report holding `game_date`) and check the board of the day whose critical
+    `nbac_gamebook` never reported: phase 2 waits on it (or failed on it, once self-heal gave up), it is the
+    missing input, and no later phase started. Reloads until phase 2 shows it (a live page may lag), then
+    returns the Phase 2 row."""
+    phase2_css = f'[data-board="{game_date}"] [data-phase="Phase 2"]'
+
+    def phase2_stuck() -> bool:
+        driver.get(url)
+        found = driver.find_elements(By.CSS_SELECTOR, phase2_css)
+        return bool(found) and found[0].get_attribute("data-status") in ("waiting", "failed")
+
+    wait_until(phase2_stuck, LOAD_TIMEOUT_S, interval_s=0.5)
+    phase2 = driver.find_element(By.CSS_SELECTOR, phase2_css)
+    text = phase2.text
+    assert "Waiting on a critical input" in text or "Failed" in text, text
+    assert phase2.find_element(By.CSS_SELECTOR, ".missing").text == "Missing: nbac_gamebook"
+    absent = phase2.find_element(By.CSS_SELECTOR, "tr.absent.critical")
+    assert absent.text.split() == ["nbac_gamebook", "critical", "not", "arrived", "—", "0%"]
+    for label in ("Phase 3", "Phase 4", "Phase 5", "Phase 6"):
+        later = driver.find_element(By.CSS_SELECTOR, f'[data-board="{game_date}"] [data-phase="{label}"]')
+        assert later.get_attribute("data-status") == "pending", label
+        assert "Pending" in later.text, later.text
+    return phase2
+
+
+def save_screenshots(driver: WebDriver, name: str) -> list[Path]:
+    """The whole page at desktop and phone width, under .artifacts/ (gitignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    paths = []
+    for width, suffix in ((DESKTOP_WIDTH, ""), (PHONE_WIDTH, "-phone")):
+        driver.set_window_size(width, 900)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, min(int(height) + 150, 12_000))
+        path = ARTIFACTS / f"{name}{suffix}.png"
+        assert driver.save_screenshot(str(path)), path
+        paths.append(path)
+        print(f"screenshot: {path}")
+    driver.set_window_size(DESKTOP_WIDTH, 900)
+    return paths
+
+
+def test_the_report_shows_phase_2_stuck_on_nbac_gamebook_and_its_missed_fallback(
+    driver: WebDriver, policy: Policy, tmp_path: Path
+) -> None:
+    result = replay_critical(policy)
+    report = tmp_path / "report.html"
+    write_report(result.rows, policy, report, result.until)
+
+    phase2 = assert_board_shows_critical_wait(driver, report.as_uri())
+
+    fallback = phase2.find_element(By.XPATH, './/li[strong[normalize-space()="Fallback"]]')
+    assert fallback.text == "Fallback 06:00 AM ET, Wed Feb 4: missed: not enough to trigger, alert sent"
+    assert fallback.find_element(By.TAG_NAME, "time").get_attribute("title") == "2026-02-04 11:00:00Z"
+    headline = driver.find_element(By.CSS_SELECTOR, '[data-board="2026-02-03"] .headline').text
+    assert headline.startswith("Failed"), headline
+    save_screenshots(driver, "dashboard-report-critical_never_reports")
+
+
+def test_the_report_folds_each_history_and_opens_it_on_a_click(
+    driver: WebDriver, policy: Policy, tmp_path: Path
+) -> None:
+    result = replay_critical(policy)
+    report = tmp_path / "report.html"
+    write_report(result.rows, policy, report, result.until)
+    driver.get(report.as_uri())
+
+    history = driver.find_element(By.CSS_SELECTOR, "#d-2026-02-03 table.history")
+    assert not history.is_displayed()
+    driver.find_element(By.CSS_SELECTOR, "#d-2026-02-03 details.history-box > summary").click()
+    assert history.is_displayed()
+    rows = history.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == sum(1 for row in result.rows if row["kind"] == "decision")
+    assert rows[-1].text.split()[:8] == [
+        "08:00:00",
+        "AM,",
+        "Wed",
+        "Feb",
+        "4",
+        "2026-02-04",
+        "13:00:00Z",
+        "phase2_to_phase3",
+    ]
+
+
+def test_the_live_date_page_at_4_am_shows_the_wait_and_fits_a_phone_screen(
+    driver: WebDriver, policy: Policy, tmp_path: Path
+) -> None:
+    now = datetime(2026, 2, 4, 9, 0, tzinfo=UTC)  # 04:00 AM ET: all but nbac_gamebook in, no deadline yet
+    result = replay_critical(policy, until=now)
+    [(board, day)] = date_boards(result.rows, policy, now)
+    page = tmp_path / "2026-02-03.html"
+    page.write_text(render_date(board, day, refresh_s=60), encoding="utf-8")
+
+    phase2 = assert_board_shows_critical_wait(driver, page.as_uri())
+    assert phase2.get_attribute("data-status") == "waiting"
+    assert "Waiting on a critical input" in phase2.text
+    fallback = phase2.find_element(By.XPATH, './/li[strong[normalize-space()="Fallback"]]')
+    assert fallback.text == "Fallback 06:00 AM ET, Wed Feb 4: in 2 h 00 min"
+
+    driver.set_window_size(PHONE_WIDTH, 900)
+    try:
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
+    finally:
+        driver.set_window_size(DESKTOP_WIDTH, 900)
+    save_screenshots(driver, "dashboard-date-critical_never_reports-4am")
+
+
+@contextmanager
+def serving(app: web.Application) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 from an event loop in a thread (selenium blocks); yields its base URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    port = free_port()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, name="dashboard-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def daemon_app(rows: Sequence[AuditRow], policy: Policy) -> web.Application:
+    """The daemon's HTTP app with its operator view over these rows, as of the last of them."""
+    watch = DayWatch(policy, keep_rows=True)
+    watch.seed(rows)
+    clock = VirtualClock(max(parse_time(row["at"]) for row in rows))
+    view = OperatorView(watch, lambda: policy, clock, recent_days=30)
+    return make_app(
+        Metrics(CollectorRegistry()),
+        status_source=dict,
+        health=lambda: (True, {}),
+        ready=lambda: (True, {}),
+        admin=None,
+        admin_token=None,
+        known_transitions=lambda: set(policy.transitions),
+        view=view,
+    )
+
+
+def test_the_daemon_index_leads_to_the_date_page_showing_the_critical_wait(
+    driver: WebDriver, policy: Policy
+) -> None:
+    result = replay_critical(policy)
+
+    with serving(daemon_app(result.rows, policy)) as base_url:
+        driver.get(f"{base_url}/")
+        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-date="2026-02-03"]')
+        assert row.get_attribute("data-state") == "failed"
+        assert "Failed" in row.text and "nbac_gamebook" in row.text, row.text
+        row.find_element(By.LINK_TEXT, "2026-02-03").click()  # a relative link: works behind any prefix
+        assert driver.current_url == f"{base_url}/dates/2026-02-03"
+
+        assert_board_shows_critical_wait(driver, driver.current_url)
+        refresh = driver.find_element(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]').get_attribute("content")
+        assert refresh == "30"
+        save_screenshots(driver, "dashboard-daemon-2026-02-03")
