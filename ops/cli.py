@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--policy", type=Path, help="policy file (default: the built-in NBA policy)")
     rep.add_argument("--until", type=_instant, help="replay up to this ISO time (default: last event + 36h)")
     rep.add_argument("--out", type=Path, help="write the timeline here, one JSON object per line")
+    rep.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="also write every date's board and history as one self-contained HTML file",
+    )
     rep.add_argument("--quiet", action="store_true", help="print only the per-date summary")
     rep.set_defaults(handler=_replay)
 
@@ -97,6 +103,11 @@ def _replay(args: argparse.Namespace) -> int:
     if args.out:
         replaying.write_timeline(timeline, args.out)
         print(f"timeline: {args.out} ({len(timeline)} records)")
+    if args.report:
+        from ops.report import write_report  # Jinja2 only when a report is asked for
+
+        dates = write_report(timeline, policy, args.report, result.until)
+        print(f"report: {args.report} ({dates} dates)")
     return 0
 
 

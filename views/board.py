@@ -95,6 +95,7 @@ class PhaseLine:
     trigger: TriggerSent | None = None
     deadlines: tuple[Deadline, ...] = ()
     progress: float = 0.0  # 0..1, for the overall percentage
+    needs_operator: bool = False  # the transition ended failed: nothing automatic moves it any more
 
     @property
     def arrived(self) -> int:
@@ -118,6 +119,7 @@ class DayBoard:
     at_risk: bool  # ETA past the SLO deadline while there is still time to act
     generated_at: datetime
     timezone_label: str
+    timezone: str = "UTC"  # the policy's zone name (the label is for people)
 
     @property
     def state(self) -> str:
@@ -125,7 +127,7 @@ class DayBoard:
         statuses = {line.status for line in self.phases}
         if self.eta.done:
             return "complete"
-        if PhaseStatus.FAILED in statuses:
+        if PhaseStatus.FAILED in statuses or any(line.needs_operator for line in self.phases):
             return "failed"
         if statuses == {PhaseStatus.PENDING}:
             return "pending"
@@ -152,6 +154,7 @@ def day_board(day: DayHistory, policy: Policy, now: datetime, book: DurationBook
         at_risk=at_risk(eta, deadline, now),
         generated_at=now,
         timezone_label=zone_label(tz),
+        timezone=tz,
     )
 
 
@@ -182,6 +185,7 @@ def _line(spec: PhaseSpec, day: DayHistory, mode: Mode | None, policy: Policy) -
         trigger,
         _deadlines(part, mode, policy, spec.transition),
         _progress(status, expected),
+        trigger is None and any(e.outcome == "failed" for e in part.ended),
     )
 
 
@@ -218,7 +222,12 @@ def _status(
     if trigger is not None:
         how = f"triggered {trigger.source}" + (" (degraded)" if trigger.degraded else "")
         return (PhaseStatus.DEGRADED if trigger.degraded else PhaseStatus.COMPLETE), how
+    critical_missing = [e.processor for e in expected if e.critical and e.arrived_at is None]
     if any(e.outcome == "failed" for e in part.ended):
+        if critical_missing:
+            # Still waiting, literally: the input arriving now would trigger it. Self-heal gave up on it.
+            text = f"waiting on critical {', '.join(critical_missing)}; self-heal gave up: needs an operator"
+            return PhaseStatus.WAITING, text
         return PhaseStatus.FAILED, f"failed: {_missing_text(last)}; needs an operator"
     if not policy.modes[mode].cascade:
         return PhaseStatus.RECORDING, f"{mode.value}: recorded, never cascades"
@@ -226,7 +235,6 @@ def _status(
         return PhaseStatus.BREAKER_OPEN, "breaker open after failed inputs"
     if last is not None and last.decision == "FAIL":
         return PhaseStatus.FAILED, f"a critical input failed: {'; '.join(last.reasons)}"
-    critical_missing = [e.processor for e in expected if e.critical and e.arrived_at is None]
     if critical_missing:
         return PhaseStatus.WAITING, f"waiting on critical {', '.join(critical_missing)}"
     if last is not None and last.decision in ("PROCEED", "PROCEED_DEGRADED"):

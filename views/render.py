@@ -96,7 +96,7 @@ def board_text(data: Mapping[str, Any]) -> list[str]:
     eta = data["eta_local"] or data["eta_basis"]
     risk = "   ⚠️ SLO at risk" if data["at_risk"] else ""
     out.append(f"Overall: {data['overall_pct']}% complete      ETA: {eta}{risk}")
-    if data["slo_deadline_local"] and not data["done"]:
+    if data["slo_deadline_local"] and data["eta"] and not data["done"]:
         out.append(f"SLO deadline: {data['slo_deadline_local']}   ({data['eta_basis']})")
     return out
 

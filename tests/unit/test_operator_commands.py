@@ -110,14 +110,17 @@ def test_slo_from_a_timeline_prints_the_compliance_table_and_the_failed_date(
     assert "2026-02-03  overnight failed" in out
 
 
-def test_status_from_a_timeline_shows_the_board_with_phase_2_failed_and_the_rest_pending(
+def test_status_from_a_timeline_shows_phase_2_still_waiting_on_its_critical_input_and_the_rest_pending(
     timeline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "status", DAY, "--timeline", str(timeline))
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "Game Date: 2026-02-03 (Overnight Mode)"
-    assert lines[1].startswith("Phase 2: ❌ Failed (4/5, 80%)") and "nbac_gamebook" in lines[1]
+    assert lines[1] == (
+        "Phase 2: ⛔ Waiting on a critical input (4/5, 80%) — waiting on critical nbac_gamebook; "
+        "self-heal gave up: needs an operator"
+    )
     assert lines[2:6] == [f"Phase {n}: ⏸️ Pending" for n in range(3, 7)]
     assert lines[6].startswith("Overall: 14% complete      ETA: no ETA: phase2_to_phase3 failed")
 

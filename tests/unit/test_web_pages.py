@@ -56,23 +56,24 @@ def rows_of(result: ReplayResult, kind: str, game_date: str) -> list[Mapping[str
     return [r for r in result.rows if r["kind"] == kind and r.get("game_date") == game_date]
 
 
-def test_a_missing_critical_input_shows_phase_2_failed_on_it_and_every_later_phase_pending(
+def test_a_missing_critical_input_shows_phase_2_waiting_on_it_and_every_later_phase_pending(
     policy: Policy,
 ) -> None:
     page = date_page(policy, CRITICAL)
 
+    # Self-heal gave up, yet the phase still waits on it: the input arriving now would trigger it.
     phase2 = page.one("section", data_phase="Phase 2")
-    assert phase2.attrs["data-status"] == "failed"
-    assert "Failed" in phase2.text
-    assert "missing nbac_gamebook" in phase2.text
+    assert phase2.attrs["data-status"] == "waiting"
+    assert "Waiting on a critical input" in phase2.text
+    assert "waiting on critical nbac_gamebook; self-heal gave up: needs an operator" in phase2.text
     absent = phase2.one("tr", **{"class": "absent critical"})
     assert absent.text.startswith("nbac_gamebook critical not arrived")
     for label in ("Phase 3", "Phase 4", "Phase 5", "Phase 6"):
         later = page.one("section", data_phase=label)
         assert later.attrs["data-status"] == "pending"
         assert "Pending" in later.text
-    summary = page.one("div", **{"class": "summary st-failed"})
-    assert "Phase 2 raw · 4/5 inputs · failed: missing nbac_gamebook; needs an operator" in summary.text
+    summary = page.one("div", **{"class": "summary st-failed s-waiting"})
+    assert "Phase 2 raw · 4/5 inputs · waiting on critical nbac_gamebook; self-heal gave up" in summary.text
 
 
 def test_a_live_page_before_the_fallback_shows_the_wait_and_how_long_until_each_deadline(
@@ -189,11 +190,11 @@ def test_the_index_has_one_row_per_date_newest_first_linking_relative_to_the_pag
     ]
     failed = rows[0]
     assert failed.attrs["data-state"] == "failed"
-    assert "Failed Phase 2 raw · 4/5 inputs · failed: missing nbac_gamebook" in failed.text
+    assert "Failed Phase 2 raw · 4/5 inputs · waiting on critical nbac_gamebook" in failed.text
     assert "14%" in failed.text
     strip = failed.one("span", **{"class": "strip"}).find_all("span")
     assert [chip.attrs["title"] for chip in strip] == [
-        "Phase 2 raw: Failed",
+        "Phase 2 raw: Waiting on a critical input",
         "Phase 3 analytics: Pending",
         "Phase 4 precompute: Pending",
         "Phase 5 predictions: Pending",
