@@ -1,5 +1,6 @@
 """`cascade run` as a subprocess against the three emulators: a recorded day in, exactly the expected triggers
-out; SIGHUP with a valid and an invalid policy; SIGTERM; /metrics and /status."""
+out; SIGHUP with a valid and an invalid policy; SIGTERM; /metrics and /status; the dashboard pages in a
+browser."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import anyio
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from adapters.pubsub import PubSubPublisher, PubSubSource
 from adapters.pubsub_admin import PubSubAdmin
@@ -27,6 +30,7 @@ from adapters.source import Received
 from ops.policy_file import default_policy_text, load_policy
 from ops.provision import Endpoints, provision_all
 from ops.replay import read_recording
+from tests.support.browser import assert_board_shows_critical_wait, save_screenshots
 from tests.support.emulators import Emulator, free_port, wait_until
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(180)]
@@ -258,3 +262,45 @@ def test_sigterm_mid_stream_loses_nothing_and_a_restart_triggers_once(stack: Sta
         stop(second)
     counts = {t: len(got[t]) + len(got_after[t]) for t in TRIGGER_TOPICS}
     assert counts == EXPECTED
+
+
+def critical_day_messages(game_date: str) -> list[tuple[str, bytes]]:
+    """The recorded day whose critical nbac_gamebook never reports, moved to `game_date`, reported now."""
+    with (EXAMPLES / "critical_never_reports.jsonl").open() as lines:
+        deliveries = read_recording(lines)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [
+        (d.topic, json.dumps({**d.data, "game_date": game_date, "timestamp": stamp}).encode())
+        for d in deliveries
+        if isinstance(d.data, dict)
+    ]
+
+
+def test_the_running_daemon_shows_a_date_waiting_on_its_critical_input_in_a_browser(
+    stack: Stack, daemon: subprocess.Popen[str], driver: WebDriver
+) -> None:
+    """The operator's view of the real daemon (subprocess, emulators, wall clock): its JSON and its pages."""
+    yesterday = (datetime.now(ZoneInfo("America/New_York")) - timedelta(days=1)).date().isoformat()
+    anyio.run(publish, stack, critical_day_messages(yesterday))
+
+    def phase2_waits() -> bool:
+        code, body = stack.get(f"/board/{yesterday}")
+        return code == 200 and json.loads(body)["dates"][0]["phases"][0]["critical_missing"] == [
+            "nbac_gamebook"
+        ]
+
+    assert wait_until(phase2_waits, 30), stack.get(f"/board/{yesterday}")
+    code, body = stack.get(f"/explain/{yesterday}?transition=phase2_to_phase3")
+    assert code == 200
+    [phase2] = json.loads(body)["transitions"]
+    assert phase2["missing"] == [{"processor": "nbac_gamebook", "critical": True}]
+    assert [d["kind"] for d in phase2["deadlines"]] == ["fallback", "self_heal"]
+
+    base = f"http://127.0.0.1:{stack.port}"
+    driver.get(f"{base}/")
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-date="{yesterday}"]')
+    assert "nbac_gamebook" in row.text, row.text
+    assert_board_shows_critical_wait(driver, f"{base}/dates/{yesterday}", yesterday)
+    save_screenshots(driver, "dashboard-running-daemon")
+    returncode, output = stop(daemon)
+    assert returncode == 0, output[-3000:]
