@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from adapters.ports import AuditRow
 from policies.model import Policy
 from views.eta import DurationBook
+from views.history import parse_time
 from views.pulse import DatePulse
 from views.watch import Verdict, WatchFlags, assess, next_due
 
@@ -33,12 +34,28 @@ class DayWatch:
         self._due: dict[date, datetime] = {}
 
     def seed(self, rows: Iterable[AuditRow]) -> None:
-        """History from before this process (the audit tables): pages, durations and SLO rows; no alerts."""
+        """History from before this process (the audit tables): pages, durations and SLO rows. What that
+        history already raised (at risk, stuck, ended) is not raised again."""
+        alerts = []
         for row in rows:
             self._take(row)
+            if row["kind"] == "alert" and row.get("game_date"):
+                alerts.append(row)
         ended = {r["game_date"] for r in self.slo_rows}
         for day in self.pulses:
             self.flags.setdefault(day, WatchFlags(ended=day.isoformat() in ended))
+        for row in alerts:
+            self._remember_raised(row)
+
+    def _remember_raised(self, alert: AuditRow) -> None:
+        day = date.fromisoformat(str(alert["game_date"]))
+        pulse, flags = self.pulses.get(day), self._flags(day)
+        if alert["alert"] == "slo_at_risk":
+            flags.at_risk = True
+        elif alert["alert"] == "pipeline_stuck" and pulse is not None:
+            progress = pulse.last_progress_at
+            if progress is not None and parse_time(alert["at"]) >= progress:
+                flags.stuck_since = progress
 
     def observe(self, rows: Sequence[AuditRow], now: datetime, policy: Policy) -> list[Verdict]:
         touched = {day for day in (self._take(row) for row in rows) if day is not None}

@@ -7,7 +7,7 @@ Pure: `now` is an argument, and only the rows and the policy are read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from policies.clock_math import zone
@@ -62,6 +62,7 @@ _TITLES = {
     PhaseStatus.RECORDING: "Backfill, recorded only",
 }
 _BREAKER_OPENED, _BREAKER_CLOSED = "circuit_open", "circuit_closed"
+DEADLINE_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ class DayBoard:
 def day_board(day: DayHistory, policy: Policy, now: datetime, book: DurationBook) -> DayBoard:
     pulse = pulses(day.rows()).get(day.game_date, DatePulse(day.game_date))
     mode = day.mode
-    lines = [_line(spec, day, mode, policy) for spec in phases(policy)]
+    lines = [_line(spec, day, mode, policy, now) for spec in phases(policy)]
     lines = _final_phase(lines, policy.timezone)
     eta = estimate(pulse, policy, book, now)
     deadline = slo_deadline(pulse, policy)
@@ -163,7 +164,7 @@ def at_risk(eta: Eta, deadline: datetime | None, now: datetime) -> bool:
     return not eta.done and eta.at is not None and deadline is not None and now < deadline < eta.at
 
 
-def _line(spec: PhaseSpec, day: DayHistory, mode: Mode | None, policy: Policy) -> PhaseLine:
+def _line(spec: PhaseSpec, day: DayHistory, mode: Mode | None, policy: Policy, now: datetime) -> PhaseLine:
     if spec.transition is None:
         return PhaseLine(spec, PhaseStatus.PENDING, "not triggered yet")
     part = day.of(spec.transition)
@@ -183,7 +184,7 @@ def _line(spec: PhaseSpec, day: DayHistory, mode: Mode | None, policy: Policy) -
         last.quality if last else None,
         last.missing if last else (),
         trigger,
-        _deadlines(part, mode, policy, spec.transition),
+        _deadlines(part, mode, policy, spec.transition, now),
         _progress(status, expected),
         trigger is None and any(e.outcome == "failed" for e in part.ended),
     )
@@ -257,7 +258,9 @@ def _breaker_open(part: DayHistory) -> bool:
     return not any(i.at > opened[-1] and i.status != "failed" for i in part.inputs)
 
 
-def _deadlines(part: DayHistory, mode: Mode, policy: Policy, transition: str) -> tuple[Deadline, ...]:
+def _deadlines(
+    part: DayHistory, mode: Mode, policy: Policy, transition: str, now: datetime
+) -> tuple[Deadline, ...]:
     mode_spec, spec = policy.modes[mode], policy.transitions[transition]
     due = deadlines_for(part.game_date, mode_spec, spec, policy.timezone)
     out = []
@@ -265,7 +268,9 @@ def _deadlines(part: DayHistory, mode: Mode, policy: Policy, transition: str) ->
         if at is None:
             continue
         outcome = _deadline_outcome(part, kind, at)
-        out.append(Deadline(kind, at, local_text(at, policy.timezone), outcome is not None, outcome))
+        # Passed by the clock; what it did, from the rows (an outcome can be known before: not needed).
+        passed = at <= now or outcome is not None
+        out.append(Deadline(kind, at, local_text(at, policy.timezone), passed, outcome))
     return tuple(out)
 
 
@@ -276,7 +281,8 @@ def _deadline_outcome(part: DayHistory, kind: str, at: datetime) -> str | None:
         return f"triggered (degraded) at {kind}"
     if trigger is not None and trigger.at <= at:
         return "not needed: triggered before it"
-    names = {a.alert for a in part.alerts if a.at == at}
+    # The alerts the deadline raised: written at its instant (a live clock: within moments of it).
+    names = {a.alert for a in part.alerts if at <= a.at <= at + DEADLINE_SLACK}
     if kind == "fallback" and "fallback_deadline_missed" in names:
         return "missed: not enough to trigger, alert sent"
     if kind == "self_heal" and "manual_intervention_required" in names:

@@ -101,7 +101,10 @@ def _chained(pulse: DatePulse, order: list[str], book: DurationBook, now: dateti
             continue
         seconds, known = book.typical(pulse.mode, transition, pulse.game_date)
         from_history, from_default = from_history + known, from_default + (not known)
-        start = (part.opened_at if part is not None else None) or cursor or now
+        # The key opened at the trigger before it (durations are measured from there), or at its own first
+        # row if that came earlier; the first transition at its first row.
+        opened = [t for t in ((part.opened_at if part is not None else None), cursor) if t is not None]
+        start = min(opened) if opened else now
         cursor = max(now, start + timedelta(seconds=seconds))
     return Eta(cursor, _basis(from_history, from_default))
 
@@ -115,8 +118,10 @@ def _basis(from_history: int, from_default: int) -> str:
 
 
 def slo_deadline(pulse: DatePulse, policy: Policy) -> datetime | None:
-    """First input of the date + its mode's end-to-end objective."""
-    if pulse.mode is None or pulse.first_at is None:
+    """First phase-2 input of the date + its mode's end-to-end objective."""
+    order = chain(policy)
+    started = pulse.started_at(order[0] if order else None)
+    if pulse.mode is None or started is None:
         return None
     target = policy.slo.for_mode(pulse.mode).end_to_end_s
-    return pulse.first_at + timedelta(seconds=target) if target else None
+    return started + timedelta(seconds=target) if target else None

@@ -35,6 +35,7 @@ def explain(day: DayHistory, policy: Policy, typical: DurationBook, transition: 
         "mode": board.mode.value if board.mode else None,
         "mode_reason": _mode_reason(day, policy),
         "outcome": board.state,
+        "date_alerts": [_alert(a, tz) for a in day.alerts if a.transition is None],
         "transitions": [
             _transition(
                 line.spec.transition or "", line.status.heading, line.detail, line.expected, day, policy
@@ -212,12 +213,20 @@ def _z(at: Any) -> str | None:
     return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _deadline_text(deadline: Mapping[str, Any]) -> str:
+    if deadline["outcome"]:
+        return str(deadline["outcome"])
+    return "passed" if deadline["passed"] else "ahead"
+
+
 def render_text(data: Mapping[str, Any]) -> list[str]:
     """Lines for people, from `explain`'s JSON (whatever source it came from)."""
     out = [
         f"Game date {data['game_date']}: {data['outcome']}",
         f"Mode: {data['mode']} — {data['mode_reason']}",
     ]
+    for a in data.get("date_alerts", []):
+        out.append(f"Date alert: {a['local']}  {a['severity']} {a['alert']}: {a['message']}")
     for t in data["transitions"]:
         out += ["", f"{t['transition']}: {t['status']} — {t['summary']}", "  Inputs:"]
         for i in t["inputs"]:
@@ -230,9 +239,8 @@ def render_text(data: Mapping[str, Any]) -> list[str]:
         missing = [f"{m['processor']} ({'critical' if m['critical'] else 'optional'})" for m in t["missing"]]
         out.append(f"  Missing: {', '.join(missing) or 'nothing'}")
         out.append("  Deadlines:")
-        out += [f"    {d['kind']:<9} {d['local']}: {d['outcome'] or 'ahead'}" for d in t["deadlines"]] or [
-            "    none"
-        ]
+        deadlines = [f"    {d['kind']:<9} {d['local']}: {_deadline_text(d)}" for d in t["deadlines"]]
+        out += deadlines or ["    none"]
         out.append("  What decided it:")
         out += [f"    {s['local']}  {s['rule']}" for s in t["steps"]] or ["    no evaluation yet"]
         trig = t["trigger"]

@@ -158,9 +158,17 @@ def parse_time(text: str) -> datetime:
 def canonical_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Rows by time, then kind, then content: one order whatever order the source returned them in."""
     # By the instant, not the text: "...:42.5Z" sorts before "...:42Z" as text.
-    keyed = [(_instant(r), KIND_ORDER.get(str(r.get("kind")), 9), _content(r), r) for r in rows]
+    return [row for _, row in _numbered_in_order(rows)]
+
+
+def _numbered_in_order(rows: Iterable[Mapping[str, Any]]) -> list[tuple[int, Mapping[str, Any]]]:
+    """(position in the source, 1-based, row), in the canonical order."""
+    keyed = [
+        (_instant(r), KIND_ORDER.get(str(r.get("kind")), 9), _content(r), number, r)
+        for number, r in enumerate(rows, start=1)
+    ]
     keyed.sort(key=lambda item: item[:3])
-    return [item[3] for item in keyed]
+    return [(item[3], item[4]) for item in keyed]
 
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
@@ -180,7 +188,7 @@ def _content(row: Mapping[str, Any]) -> str:
 def by_date(rows: Iterable[Mapping[str, Any]]) -> dict[date, DayHistory]:
     """Every dated row, grouped per game date; rows without a date (dead letters, summaries) are skipped."""
     grouped: dict[date, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for number, row in enumerate(canonical_order(rows), start=1):
+    for number, row in _numbered_in_order(rows):
         kind, text = row.get("kind"), row.get("game_date")
         if kind not in KIND_ORDER or not text:
             continue
@@ -188,7 +196,7 @@ def by_date(rows: Iterable[Mapping[str, Any]]) -> dict[date, DayHistory]:
             parts = grouped[date.fromisoformat(str(text))]
             parts["raw"].append(row)
             parts[str(kind)].append(_typed(str(kind), row))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise HistoryError(f"audit row {number} ({kind} of {text}): {exc!r}") from exc
     return {day: _day(day, parts) for day, parts in sorted(grouped.items())}
 

@@ -18,6 +18,7 @@ from views.history import parse_time
 @dataclass(slots=True)
 class TransitionPulse:
     opened_at: datetime | None = None  # first input or check of this transition
+    first_input_at: datetime | None = None  # first completion that matched a processor
     triggered_at: datetime | None = None
     source: str | None = None
     degraded: bool = False
@@ -65,6 +66,12 @@ class DatePulse:
         if self.last_progress_at is None or at > self.last_progress_at:
             self.last_progress_at = at
 
+    def started_at(self, first_transition: str | None) -> datetime | None:
+        """When the date's clock starts: its first phase-2 completion (a name the policy knows), else its
+        first row."""
+        part = self.transitions.get(first_transition) if first_transition else None
+        return (part.first_input_at if part is not None else None) or self.first_at
+
     def triggered(self, transition: str) -> bool:
         part = self.transitions.get(transition)
         return part is not None and part.triggered_at is not None
@@ -77,6 +84,8 @@ class DatePulse:
 def _on_input(pulse: DatePulse, part: TransitionPulse, row: Mapping[str, Any], at: datetime) -> None:
     pulse._opened(part, at)
     pulse._progress(at)
+    if row.get("processor") is not None and (part.first_input_at is None or at < part.first_input_at):
+        part.first_input_at = at
 
 
 def _on_decision(pulse: DatePulse, part: TransitionPulse, row: Mapping[str, Any], at: datetime) -> None:

@@ -39,7 +39,9 @@ def outcome(pulse: DatePulse, policy: Policy) -> Json | None:
         return None
     triggers = [p for p in pulse.transitions.values() if p.triggered_at is not None]
     complete = bool(chain(policy)) and pulse.triggered(chain(policy)[-1])
-    e2e = (end - pulse.first_at).total_seconds() if complete and pulse.first_at else None
+    order = chain(policy)
+    started = pulse.started_at(order[0] if order else None)
+    e2e = (end - started).total_seconds() if complete and started else None
     at_trigger = [p.at_trigger for p in triggers if p.at_trigger is not None]
     completeness = min((c for c, _ in at_trigger), default=None)
     quality = min((q for _, q in at_trigger), default=None)
@@ -50,7 +52,7 @@ def outcome(pulse: DatePulse, policy: Policy) -> Json | None:
         "game_date": pulse.game_date.isoformat(),
         "mode": pulse.mode.value,
         "outcome": "complete" if complete else "failed",
-        "first_input_at": _z(pulse.first_at) if pulse.first_at else None,
+        "first_input_at": _z(started) if started else None,
         "ended_at": _z(end),
         "end_to_end_s": e2e,
         "completeness": completeness,
@@ -75,12 +77,14 @@ def _results(
     if targets.end_to_end_s is not None:
         met = complete and e2e is not None and e2e <= targets.end_to_end_s
         out.append(_result("end_to_end", float(targets.end_to_end_s), e2e, met))
-    if targets.completeness is not None:
-        met = completeness is not None and completeness >= targets.completeness
-        out.append(_result("completeness", targets.completeness, completeness, complete and met))
-    if targets.quality is not None:
-        met = quality is not None and quality >= targets.quality
-        out.append(_result("quality", targets.quality, quality, complete and met))
+    # Completeness and quality are of the triggers that went out; a date without any has nothing to judge
+    # (its failure is the end-to-end miss, counted once).
+    if targets.completeness is not None and completeness is not None:
+        out.append(
+            _result("completeness", targets.completeness, completeness, completeness >= targets.completeness)
+        )
+    if targets.quality is not None and quality is not None:
+        out.append(_result("quality", targets.quality, quality, quality >= targets.quality))
     return out
 
 
@@ -139,7 +143,7 @@ def compliance(rows: Iterable[Mapping[str, Any]], policy: Policy, until: date) -
             healed,
             triggered,
             share,
-            share is None or share < target_share,
+            share is None or share <= target_share,
             "of triggers",
         )
     )

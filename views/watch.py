@@ -63,8 +63,11 @@ def assess(pulse: DatePulse, flags: WatchFlags, policy: Policy, book: DurationBo
 def next_due(pulse: DatePulse, flags: WatchFlags, policy: Policy) -> datetime | None:
     """When `assess` could raise something without a new row: the stuck threshold (at-risk moves with rows
     and with the shell's periodic sweep)."""
-    if flags.ended or pulse.mode not in policy.slo.stuck_modes or pulse.last_progress_at is None:
+    mode = pulse.mode
+    if flags.ended or mode is None or mode not in policy.slo.stuck_modes or pulse.last_progress_at is None:
         return None
+    if not policy.modes[mode].cascade:
+        return None  # `assess` never looks at such a date: a due time here would be due forever
     if flags.stuck_since == pulse.last_progress_at:
         return None
     return pulse.last_progress_at + timedelta(seconds=policy.slo.stuck_after_s)

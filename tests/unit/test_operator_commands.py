@@ -64,6 +64,7 @@ def test_explain_from_a_timeline_names_the_missing_critical_input_and_both_deadl
     assert "self_heal 08:00 AM ET, Wed Feb 4: failed: a critical input is still missing" in out
     assert "→ FAIL, manual intervention" in out
     assert "Trigger: none" in out
+    assert "ERROR slo_violation: 2026-02-03 (overnight) failed and missed its SLO" in out  # date-wide alert
 
 
 def test_explain_reads_gzipped_timelines_and_prints_json_for_scripts(

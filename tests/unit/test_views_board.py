@@ -161,9 +161,6 @@ def test_a_malformed_row_raises_a_history_error_naming_the_row_and_the_field(
     assert named in text
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a field of the wrong type escapes as AttributeError, not HistoryError"
-)
 @pytest.mark.parametrize(("field", "value"), [("at", None), ("coverage", ["odds_game_lines"])])
 def test_a_row_with_a_field_of_the_wrong_type_raises_a_history_error(field: str, value: Any) -> None:
     bad = {**decision_row(T0, PHASE2, Mode.SAME_DAY), field: value}
@@ -172,9 +169,6 @@ def test_a_row_with_a_field_of_the_wrong_type_raises_a_history_error(field: str,
         by_date([bad])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: the error counts rows in sorted order, not as the source gave them"
-)
 def test_a_malformed_row_is_named_by_its_position_in_the_rows_as_given() -> None:
     later = input_row(T0 + timedelta(hours=1), PHASE2, "odds_game_lines")
     earlier_but_broken = {**decision_row(T0, PHASE2, Mode.SAME_DAY), "mode": "weekly"}
@@ -330,7 +324,6 @@ def test_between_fallback_and_self_heal_phase_2_waits_on_its_critical_input() ->
     assert [line.status for line in board.phases[1:]] == [PhaseStatus.PENDING] * 4
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `passed` means 'an alert was recorded exactly at the deadline'")
 @pytest.mark.parametrize(
     "change",
     ["alert suppressed by the rate limit", "alert written 4 ms after the deadline (a real clock)"],

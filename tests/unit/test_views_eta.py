@@ -262,10 +262,6 @@ def test_the_eta_chains_typical_durations_from_where_the_date_is(case: Case) -> 
         assert eta.basis == case.basis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an open transition counts from its first row, recorded durations from the upstream trigger",
-)
 def test_an_open_transition_counts_from_the_trigger_that_opened_it_like_its_recorded_durations() -> None:
     """Phase 3 opens when phase 2 triggers (that is where `phase_completion.opened_at` starts); its first
     re-check comes `recheck_every_s` later and must not push the ETA back by that much."""

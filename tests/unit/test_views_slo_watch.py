@@ -206,9 +206,6 @@ def test_a_date_that_has_not_ended_has_no_outcome_row(rows: list[Row]) -> None:
     assert outcome(pulse_of(rows), POLICY) is None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: latency counts from the first input of any phase (spec: first phase-2 input)"
-)
 def test_end_to_end_latency_counts_from_the_first_phase_2_input() -> None:
     early_phase3 = input_row(at("2026-01-15T13:00"), PHASE3, "upcoming_player_game_context")
     rows = [early_phase3, *day_of(SD, at("2026-01-15T14:00"), [900] * 4)]
@@ -291,9 +288,6 @@ def test_an_empty_window_measures_nothing_and_breaks_nothing() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: self_heal_share is ok only strictly below its max (`<`, not `<=`)"
-)
 def test_a_self_heal_share_at_its_max_is_within_the_objective() -> None:
     policy = policy_with_slo(self_heal_share_max=0.25)
     rows = [slo_row(UNTIL, sources=["cascade", "self_heal", "cascade", "cascade"])]
@@ -434,9 +428,6 @@ def test_nothing_is_raised_for_a_date_after_it_ended() -> None:
     assert next_due(pulse, flags, POLICY) is None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a failed date's met completeness/quality are listed as missed objectives"
-)
 def test_a_violation_never_lists_an_objective_whose_actual_meets_its_target() -> None:
     rows = [
         *completed(PHASE2, SD, at("2026-01-15T14:00"), at("2026-01-15T14:20")),
@@ -511,10 +502,6 @@ def test_an_overnight_day_waiting_on_a_critical_input_is_never_reported_stuck() 
     assert alerts.count("slo_at_risk") == 1 and alerts.count("slo_violation") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: next_due stays in the past for a non-cascading mode in stuck_modes; replay's advance() spins",
-)
 def test_a_date_the_watch_never_assesses_is_never_due() -> None:
     """`assess` ignores dates of modes that never cascade, so their stuck check must never come due: the
     engine's `next_due` would return the same past instant forever (`cascade replay` never ends)."""
@@ -527,9 +514,6 @@ def test_a_date_the_watch_never_assesses_is_never_due() -> None:
     assert due is None or due > now
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: DayWatch.seed restores `ended` but not the alerts already raised"
-)
 def test_a_restarted_watch_does_not_raise_again_what_the_history_already_holds() -> None:
     phase2_only = [
         line for line in recording_lines(SAME_DAY_UPCOMING_ONLY) if "phase2-raw" in json.loads(line)["topic"]
