@@ -164,11 +164,23 @@ def canonical_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
 def _numbered_in_order(rows: Iterable[Mapping[str, Any]]) -> list[tuple[int, Mapping[str, Any]]]:
     """(position in the source, 1-based, row), in the canonical order."""
     keyed = [
-        (_instant(r), KIND_ORDER.get(str(r.get("kind")), 9), _content(r), number, r)
+        (
+            _instant(r),
+            KIND_ORDER.get(str(r.get("kind")), 9),
+            _CAUSE_ORDER.get(r.get("cause"), 1),
+            _content(r),
+            number,
+            r,
+        )
         for number, r in enumerate(rows, start=1)
     ]
-    keyed.sort(key=lambda item: item[:3])
-    return [(item[3], item[4]) for item in keyed]
+    keyed.sort(key=lambda item: item[:4])
+    return [(item[4], item[5]) for item in keyed]
+
+
+# Checks of one instant: the timers due then run before the message that arrives then (the engine fires what
+# is due before it delivers), operator commands after both.
+_CAUSE_ORDER = {"timer": 0, "event": 1, "operator": 2}
 
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)

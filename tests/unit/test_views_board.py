@@ -202,10 +202,6 @@ def test_rows_within_one_second_are_read_in_time_order(earlier: datetime, later:
     assert checks[-1].decision == "PROCEED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: rows of one instant are ordered by content; the re-check written before an input sorts after it",
-)
 def test_an_input_arriving_at_a_recheck_instant_is_not_shown_missing_on_the_board() -> None:
     """In replay a re-check due at the instant an input arrives runs first; the board must show the
     check the input caused, not the stale re-check."""
