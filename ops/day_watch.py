@@ -18,8 +18,14 @@ from views.history import parse_time
 from views.pulse import DatePulse
 from views.watch import Verdict, WatchFlags, assess, next_due
 
-# Rows that can change a date's outlook; alerts and SLO rows are the watch's own output.
-_PROGRESS_KINDS = frozenset({"input", "decision", "trigger", "phase_completion"})
+# Rows that always change a date's outlook (alerts and SLO rows are the watch's own output).
+_SHAPING_KINDS = frozenset({"trigger", "phase_completion"})
+
+
+def _shape(pulse: DatePulse, row: AuditRow) -> tuple[bool, bool]:
+    """(mode pinned, the row's transition open): what an input or a check can change about the outlook."""
+    part = pulse.transitions.get(str(row.get("transition")))
+    return pulse.mode is not None, part is not None and part.opened_at is not None
 
 
 class DayWatch:
@@ -62,7 +68,7 @@ class DayWatch:
         return self._assess_all(sorted(touched), now, policy)
 
     def due(self, now: datetime, policy: Policy) -> list[Verdict]:
-        """Dates whose stuck threshold passed."""
+        """Dates whose stuck threshold passed, or whose ETA just passed the SLO deadline."""
         return self._assess_all(sorted(d for d, at in self._due.items() if at <= now), now, policy)
 
     def sweep(self, now: datetime, policy: Policy) -> list[Verdict]:
@@ -77,7 +83,7 @@ class DayWatch:
         for day in days:
             pulse, flags = self.pulses[day], self._flags(day)
             verdict = assess(pulse, flags, policy, self.book, now)
-            due = next_due(pulse, flags, policy)
+            due = next_due(pulse, flags, policy, self.book, now)
             if due is None:
                 self._due.pop(day, None)
             else:
@@ -119,8 +125,13 @@ class DayWatch:
         pulse = self.pulses.get(day)
         if pulse is None:
             pulse = self.pulses[day] = DatePulse(day)
+        shape = _shape(pulse, row)
         pulse.absorb(row)
-        return day if kind in _PROGRESS_KINDS else None
+        # Assessed when the date's outlook changed shape: a transition opened or triggered or ended, the mode
+        # was pinned. Another input to an open transition or a re-check changes neither the ETA nor the SLO;
+        # what time alone changes (stuck, at risk) comes due by itself (`next_due`; a stuck due time left
+        # early by newer progress only costs one assessment that finds nothing).
+        return day if kind in _SHAPING_KINDS or _shape(pulse, row) != shape else None
 
     def _flags(self, day: date) -> WatchFlags:
         found = self.flags.get(day)

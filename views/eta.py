@@ -30,6 +30,8 @@ class DurationBook:
     history_days: int
     # (mode, transition) -> sorted [(game_date, seconds)]
     seen: dict[tuple[Mode, str], list[tuple[date, float]]] = field(default_factory=lambda: defaultdict(list))
+    # Medians asked again and again (every assessment of every open date): kept until that history changes.
+    _medians: dict[tuple[Mode, str, date], tuple[float, bool]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_policy(cls, policy: Policy, rows: Iterable[Mapping[str, Any]] = ()) -> DurationBook:
@@ -45,6 +47,7 @@ class DurationBook:
         opened = datetime.fromisoformat(str(row["opened_at"]).replace("Z", "+00:00"))
         ended = datetime.fromisoformat(str(row["ended_at"]).replace("Z", "+00:00"))
         key = (Mode(row["mode"]), str(row["transition"]))
+        self._medians.clear()
         insort(
             self.seen[key],
             (date.fromisoformat(str(row["game_date"])), max((ended - opened).total_seconds(), 0)),
@@ -54,6 +57,12 @@ class DurationBook:
         """(median seconds over the dates in [before - history_days, before), from history?)"""
         if mode is None:
             return self.default_s, False
+        known = self._medians.get((mode, transition, before))
+        if known is None:
+            known = self._medians[(mode, transition, before)] = self._median(mode, transition, before)
+        return known
+
+    def _median(self, mode: Mode, transition: str, before: date) -> tuple[float, bool]:
         entries = self.seen.get((mode, transition))
         if not entries:
             return self.default_s, False
@@ -64,6 +73,7 @@ class DurationBook:
         return (float(median(recent)), True) if recent else (self.default_s, False)
 
     def forget(self, before: date) -> None:
+        self._medians.clear()
         for key, entries in self.seen.items():
             self.seen[key] = [e for e in entries if e[0] >= before]
 
@@ -107,6 +117,14 @@ def _chained(pulse: DatePulse, order: list[str], book: DurationBook, now: dateti
         start = min(opened) if opened else now
         cursor = max(now, start + timedelta(seconds=seconds))
     return Eta(cursor, _basis(from_history, from_default))
+
+
+def after_open_s(pulse: DatePulse, policy: Policy, book: DurationBook) -> float:
+    """Typical seconds of the transitions after the first one not triggered yet: once the clock passes that
+    one's expected end, the ETA is now + this (it moves with the clock)."""
+    order = chain(policy)
+    first_open = next((i for i, t in enumerate(order) if not pulse.triggered(t)), len(order))
+    return sum(book.typical(pulse.mode, t, pulse.game_date)[0] for t in order[first_open + 1 :])
 
 
 def _basis(from_history: int, from_default: int) -> str:

@@ -167,7 +167,7 @@ def _numbered_in_order(rows: Iterable[Mapping[str, Any]]) -> list[tuple[int, Map
         (
             _instant(r),
             KIND_ORDER.get(str(r.get("kind")), 9),
-            _CAUSE_ORDER.get(r.get("cause"), 1),
+            _CAUSE_ORDER.get(str(r.get("cause")), 1),
             _content(r),
             number,
             r,

@@ -18,7 +18,7 @@ from policies.deadlines import deadlines_for
 from policies.model import Policy
 from router.effects import RaiseAlert, Severity
 from views.board import at_risk, local_text
-from views.eta import DurationBook, estimate, slo_deadline
+from views.eta import DurationBook, after_open_s, estimate, slo_deadline
 from views.phases import chain
 from views.pulse import DatePulse
 from views.slo import Json, missed, outcome
@@ -60,17 +60,41 @@ def assess(pulse: DatePulse, flags: WatchFlags, policy: Policy, book: DurationBo
     return Verdict(tuple(alerts))
 
 
-def next_due(pulse: DatePulse, flags: WatchFlags, policy: Policy) -> datetime | None:
-    """When `assess` could raise something without a new row: the stuck threshold (at-risk moves with rows
-    and with the shell's periodic sweep)."""
+def next_due(
+    pulse: DatePulse, flags: WatchFlags, policy: Policy, book: DurationBook, now: datetime
+) -> datetime | None:
+    """When `assess` could raise something without a new input or trigger: the stuck threshold, or the
+    instant the ETA (moving with the clock) passes the SLO deadline."""
     mode = pulse.mode
-    if flags.ended or mode is None or mode not in policy.slo.stuck_modes or pulse.last_progress_at is None:
-        return None
-    if not policy.modes[mode].cascade:
+    if flags.ended or mode is None or not policy.modes[mode].cascade:
         return None  # `assess` never looks at such a date: a due time here would be due forever
+    times = [_stuck_due(pulse, flags, policy), _risk_due(pulse, flags, policy, book, now)]
+    return min((t for t in times if t is not None), default=None)
+
+
+def _stuck_due(pulse: DatePulse, flags: WatchFlags, policy: Policy) -> datetime | None:
+    if pulse.mode not in policy.slo.stuck_modes or pulse.last_progress_at is None:
+        return None
     if flags.stuck_since == pulse.last_progress_at:
         return None
     return pulse.last_progress_at + timedelta(seconds=policy.slo.stuck_after_s)
+
+
+def _risk_due(
+    pulse: DatePulse, flags: WatchFlags, policy: Policy, book: DurationBook, now: datetime
+) -> datetime | None:
+    """ETA(t) = max(t, expected end of the open transition) + the typical rest: it passes the deadline at
+    deadline - rest (the first whole second after). Only while that is still ahead of now and before the
+    deadline itself (rest > 0)."""
+    deadline = slo_deadline(pulse, policy)
+    if flags.at_risk or deadline is None:
+        return None
+    rest = after_open_s(pulse, policy, book)
+    due = deadline - timedelta(seconds=rest) + _JUST_AFTER
+    return due if rest > 0 and now < due < deadline else None
+
+
+_JUST_AFTER = timedelta(seconds=1)
 
 
 def _current(pulse: DatePulse, policy: Policy) -> str | None:
@@ -119,7 +143,7 @@ def _at_risk(
 
 
 def _stuck(pulse: DatePulse, flags: WatchFlags, policy: Policy, now: datetime) -> list[WatchAlert]:
-    due = next_due(pulse, flags, policy)
+    due = _stuck_due(pulse, flags, policy)
     if due is None or now < due:
         return []
     assert pulse.last_progress_at is not None and pulse.mode is not None

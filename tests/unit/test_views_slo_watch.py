@@ -391,8 +391,9 @@ def test_the_stuck_check_is_due_stuck_after_s_after_the_newest_input_or_trigger(
     progress: list[Row], due: datetime
 ) -> None:
     rows = [*progress, decision_row(at("2026-01-15T15:00"), PHASE3, SD, cause="timer")]
+    now = at("2026-01-15T15:30")  # past the instant the ETA would pass the SLO deadline: only stuck is ahead
 
-    assert next_due(pulse_of(rows), WatchFlags(), POLICY) == due
+    assert next_due(pulse_of(rows), WatchFlags(), POLICY, DurationBook.for_policy(POLICY), now) == due
 
 
 def test_slo_violation_names_the_objective_its_target_and_the_actual_when_a_date_ends() -> None:
@@ -425,7 +426,7 @@ def test_nothing_is_raised_for_a_date_after_it_ended() -> None:
     later = [watch(pulse, flags, at(f"2026-01-15T{hh}:00")) for hh in ("17", "19", "23")]
 
     assert later == [Verdict()] * 3
-    assert next_due(pulse, flags, POLICY) is None
+    assert next_due(pulse, flags, POLICY, DurationBook.for_policy(POLICY), at("2026-01-15T23:00")) is None
 
 
 def test_a_violation_never_lists_an_objective_whose_actual_meets_its_target() -> None:
@@ -510,7 +511,7 @@ def test_a_date_the_watch_never_assesses_is_never_due() -> None:
     now = at("2026-01-15T16:30")
 
     assert assess(pulse, flags, policy, DurationBook.for_policy(policy), now) == Verdict()
-    due = next_due(pulse, flags, policy)
+    due = next_due(pulse, flags, policy, DurationBook.for_policy(policy), now)
     assert due is None or due > now
 
 
@@ -527,3 +528,17 @@ def test_a_restarted_watch_does_not_raise_again_what_the_history_already_holds()
     after = watch.sweep(raised_at + timedelta(minutes=1), NBA)
 
     assert [a.effect.alert for v in after for a in v.alerts] == []
+
+
+def test_the_watch_is_due_the_second_the_eta_passes_the_slo_deadline_while_time_moves_on() -> None:
+    """Same-day, phase 2 open since 14:00, nothing new: ETA = max(now, 14:00 + 30 min) + 3 x 30 min; it passes
+    the 16:00 deadline just after 14:30, which is when the watch must look again (not at the next row)."""
+    rows = [input_row(at("2026-01-15T14:00"), PHASE2, "odds_game_lines")]
+    rows.append(decision_row(at("2026-01-15T14:00"), PHASE2, SD))
+    pulse, flags, book = pulse_of(rows), WatchFlags(), DurationBook.for_policy(POLICY)
+
+    due = next_due(pulse, flags, POLICY, book, at("2026-01-15T14:05"))
+    assert due == at("2026-01-15T14:30") + timedelta(seconds=1)
+    assert not [a for a in assess(pulse, flags, POLICY, book, due - timedelta(seconds=2)).alerts]
+    assert [a.effect.alert for a in assess(pulse, flags, POLICY, book, due).alerts] == ["slo_at_risk"]
+    assert next_due(pulse, flags, POLICY, book, due) != due  # raised once: not due for it again
