@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from adapters.ports import AuditRow
 from policies.model import Policy
@@ -20,6 +21,11 @@ from views.watch import Verdict, WatchFlags, assess, next_due
 
 # Rows that always change a date's outlook (alerts and SLO rows are the watch's own output).
 _SHAPING_KINDS = frozenset({"trigger", "phase_completion"})
+
+
+@lru_cache(maxsize=4096)
+def _game_date(text: str) -> date:
+    return date.fromisoformat(text)
 
 
 def _shape(pulse: DatePulse, row: AuditRow) -> tuple[bool, bool]:
@@ -113,7 +119,7 @@ class DayWatch:
         text = row.get("game_date")
         if not text:
             return None
-        day = date.fromisoformat(str(text))
+        day = _game_date(str(text))
         kind = row["kind"]
         if self._keep_rows:
             self.rows[day].append(row)

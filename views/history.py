@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from policies.model import Mode
@@ -148,7 +149,9 @@ class DayHistory:
         return next((t for t in self.triggers if t.transition == transition), None)
 
 
+@lru_cache(maxsize=1024)
 def parse_time(text: str) -> datetime:
+    """An audit row's `at` as an aware UTC instant. Remembered: one step's rows share their instant."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
