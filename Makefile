@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/cascade replay $(EXAMPLE) --out .venv/demo-timeline.jsonl
+	$(BIN)/cascade replay $(EXAMPLE) --out .venv/demo-timeline.jsonl --report .venv/demo-report.html
+	$(BIN)/cascade status --timeline .venv/demo-timeline.jsonl
 
 lint: setup
 	$(BIN)/ruff format --check .

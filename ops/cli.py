@@ -107,7 +107,7 @@ def _replay(args: argparse.Namespace) -> int:
         from ops.report import write_report  # Jinja2 only when a report is asked for
 
         dates = write_report(timeline, policy, args.report, result.until)
-        print(f"report: {args.report} ({dates} dates)")
+        print(f"report: {args.report} ({dates} date{'' if dates == 1 else 's'})")
     return 0
 
 

@@ -94,6 +94,8 @@ def board_text(data: Mapping[str, Any]) -> list[str]:
             line += f"; next: {nxt['kind'].replace('_', '-')} {nxt['local']}"
         out.append(line)
     eta = data["eta_local"] or data["eta_basis"]
+    if data["done"]:
+        eta = f"done, last trigger {data['eta_local']}"
     risk = "   ⚠️ SLO at risk" if data["at_risk"] else ""
     out.append(f"Overall: {data['overall_pct']}% complete      ETA: {eta}{risk}")
     if data["slo_deadline_local"] and data["eta"] and not data["done"]:
