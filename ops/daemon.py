@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -48,6 +48,7 @@ from ops.status import liveness, readiness, status
 from router import events as ev
 from router.effects import PublishTrigger
 from router.keys import Key
+from router.state import DateState
 
 log = logging.getLogger("cascade.daemon")
 
@@ -143,7 +144,7 @@ class Daemon:
         notified = [topic for topic in (settings.status_topic, settings.alert_topic) if topic]
         self.notifications = BatchedTopics(self.publisher, notified)
         # Whole dates (SLOs, ETA, stuck dates) and the rows the dashboard pages show.
-        self.watch = DayWatch(self.policy.current(), keep_rows=True)
+        self.watch = DayWatch(self.policy.current(), keep_rows=True, states_of=self._states_of)
         self.view = OperatorView(self.watch, self.policy.current, self.clock, settings.recent_days)
         self.engine = Engine(
             self.policy.current,
@@ -155,6 +156,9 @@ class Daemon:
             self._triggered,
             self.watch,
         )
+
+    def _states_of(self, game_date: date) -> list[DateState]:
+        return [state for key, state in self.engine.states.items() if key.game_date == game_date]
 
     def _triggered(self, effect: PublishTrigger, latency_s: float | None) -> None:
         transition, source = effect.key.transition, effect.source.value

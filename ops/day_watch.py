@@ -8,19 +8,32 @@ rows of the rolling window, and (in the daemon) the recent rows themselves, whic
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from adapters.ports import AuditRow
 from policies.model import Policy
+from router.state import DateState
 from views.eta import DurationBook
 from views.history import parse_time
 from views.pulse import DatePulse
+from views.slo import ended_at
 from views.watch import Verdict, WatchFlags, assess, next_due
 
 # Rows that always change a date's outlook (alerts and SLO rows are the watch's own output).
 _SHAPING_KINDS = frozenset({"trigger", "phase_completion"})
+
+
+def _learn(pulse: DatePulse, states: list[DateState]) -> None:
+    for state in states:
+        published = state.published
+        pulse.learn(
+            state.key.transition,
+            published.published_at if published is not None else None,
+            published.source.value if published is not None and published.source else None,
+            state.last_input_at,
+        )
 
 
 @lru_cache(maxsize=4096)
@@ -35,13 +48,21 @@ def _shape(pulse: DatePulse, row: AuditRow) -> tuple[bool, bool]:
 
 
 class DayWatch:
-    def __init__(self, policy: Policy, keep_rows: bool = False) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        keep_rows: bool = False,
+        states_of: Callable[[date], list[DateState]] | None = None,
+    ) -> None:
         self.book = DurationBook.for_policy(policy)
         self.pulses: dict[date, DatePulse] = {}
         self.flags: dict[date, WatchFlags] = {}
         self.slo_rows: list[AuditRow] = []
         self.rows: defaultdict[date, list[AuditRow]] = defaultdict(list)
         self._keep_rows = keep_rows
+        # Several instances (a rollout): each writes only its own rows, so before judging a date the daemon's
+        # watch also reads what its router state learnt from the shared record (None in replay: one writer).
+        self._states_of = states_of
         # When each open date could next be found stuck (asked after every event: kept, not recomputed).
         self._due: dict[date, datetime] = {}
 
@@ -88,6 +109,11 @@ class DayWatch:
         verdicts = []
         for day in days:
             pulse, flags = self.pulses[day], self._flags(day)
+            if self._states_of is not None:
+                own_end = ended_at(pulse, policy)
+                _learn(pulse, self._states_of(day))
+                if own_end is None and ended_at(pulse, policy) is not None:
+                    flags.ended = True  # ended by another instance's trigger: that one reports the date
             verdict = assess(pulse, flags, policy, self.book, now)
             due = next_due(pulse, flags, policy, self.book, now)
             if due is None:

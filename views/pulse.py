@@ -72,6 +72,18 @@ class DatePulse:
         part = self.transitions.get(first_transition) if first_transition else None
         return (part.first_input_at if part is not None else None) or self.first_at
 
+    def learn(
+        self, transition: str, triggered_at: datetime | None, source: str | None, progress_at: datetime | None
+    ) -> None:
+        """What another instance did, as this instance's router state knows it (merged from the shared
+        record): a trigger it published, inputs it received. Rows only tell what this instance wrote."""
+        part = self._of(transition)
+        if triggered_at is not None and part.triggered_at is None:
+            part.triggered_at, part.source = triggered_at, source
+            self._progress(triggered_at)
+        if progress_at is not None:
+            self._progress(progress_at)
+
     def triggered(self, transition: str) -> bool:
         part = self.transitions.get(transition)
         return part is not None and part.triggered_at is not None

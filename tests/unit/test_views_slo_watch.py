@@ -13,6 +13,9 @@ import pytest
 from ops.day_watch import DayWatch
 from policies.deadlines import deadlines_for
 from policies.model import Mode
+from router.effects import Source
+from router.keys import Key
+from router.state import DateState, Phase, Published
 from tests.support import view_rows
 from tests.support.view_rows import (
     CHAIN,
@@ -542,3 +545,51 @@ def test_the_watch_is_due_the_second_the_eta_passes_the_slo_deadline_while_time_
     assert not [a for a in assess(pulse, flags, POLICY, book, due - timedelta(seconds=2)).alerts]
     assert [a.effect.alert for a in assess(pulse, flags, POLICY, book, due).alerts] == ["slo_at_risk"]
     assert next_due(pulse, flags, POLICY, book, due) != due  # raised once: not due for it again
+
+
+def _state_triggered_elsewhere(transition: str, published_at: datetime, last_input_at: datetime) -> DateState:
+    """This instance's router state of a key another instance triggered (merged from the shared record)."""
+    key = Key(GAME_DATE, transition)
+    published = Published(key.trigger_id, Source.CASCADE, False, published_at)
+    return DateState(
+        key, SD, at("2026-01-15T14:00"), Phase.TRIGGERED, published=published, last_input_at=last_input_at
+    )
+
+
+def test_a_date_another_instance_moved_on_is_neither_stuck_nor_reported_twice_by_this_one() -> None:
+    """During a rollout two instances share the work: this one wrote phase 2's first input and nothing more,
+    the other received the rest and published every trigger. This watch must learn that from its router
+    state: no pipeline_stuck, no slo_at_risk, and no second slo row for the date (the other one writes it)."""
+    policy = view_rows.POLICY
+    states: list[DateState] = []
+    watch_ = DayWatch(policy, states_of=lambda day: states if day == GAME_DATE else [])
+    own = [
+        input_row(at("2026-01-15T14:00"), PHASE2, "odds_game_lines"),
+        decision_row(at("2026-01-15T14:00"), PHASE2, SD),
+    ]
+    assert watch_.observe(own, at("2026-01-15T14:00"), policy) == []
+
+    for i, transition in enumerate(CHAIN):
+        done = at("2026-01-15T14:00") + timedelta(minutes=20 * (i + 1))
+        states.append(_state_triggered_elsewhere(transition, done, done - timedelta(minutes=1)))
+    later = [watch_.sweep(at(f"2026-01-15T{hh}:00"), policy) for hh in ("15", "16", "17", "19")]
+
+    assert later == [[]] * 4
+    assert watch_.flags[GAME_DATE].ended and not watch_.slo_rows
+    assert watch_.next_due(policy) is None
+
+
+def test_without_the_router_state_the_same_watch_would_call_that_date_stuck() -> None:
+    """The counterpart: the rows alone (what replay has, one writer) say nothing happened since 14:00."""
+    policy = view_rows.POLICY
+    watch_ = DayWatch(policy)
+    watch_.observe(
+        [
+            input_row(at("2026-01-15T14:00"), PHASE2, "odds_game_lines"),
+            decision_row(at("2026-01-15T14:00"), PHASE2, SD),
+        ],
+        at("2026-01-15T14:00"),
+        policy,
+    )
+    raised = [a.effect.alert for v in watch_.sweep(at("2026-01-15T16:01"), policy) for a in v.alerts]
+    assert "pipeline_stuck" in raised
