@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -87,8 +88,6 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
 
 async def bigquery_rows(first: date, last: date) -> list[AuditRow]:
     """Audit rows of game dates [first, last] from BigQuery; project and dataset from the settings."""
-    import os
-
     from adapters.bigquery_history import BigQueryHistory
     from adapters.errors import CascadeError, TransientError
     from ops.settings import load_settings
