@@ -42,6 +42,15 @@ STRUCTURED_FIELDS = (
     "signal",
     "count",
     "elapsed_s",
+    # The shutdown and start lines (ops.daemon): what was restored, drained, cancelled, flushed, spooled.
+    "keys",
+    "since",
+    "in_flight",
+    "drained",
+    "cancelled",
+    "buffered",
+    "spooled",
+    "reason",
 )
 
 # Cloud Logging severities by the lowest Python level that maps to them; below DEBUG is DEFAULT.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
@@ -9,11 +10,12 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ops.logs import SOURCE_KEY, TRACE_KEY, CloudLoggingFormatter, configure_logging
+from ops.logs import SOURCE_KEY, STRUCTURED_FIELDS, TRACE_KEY, CloudLoggingFormatter, configure_logging
 
 
 class Opaque:
@@ -200,3 +202,33 @@ def test_configure_logging_is_idempotent_and_sets_the_level() -> None:
     assert entry["message"] == "once"
     assert entry[TRACE_KEY] == "projects/nba-props/traces/c-1"
     assert logging.getLogger().level == logging.INFO
+
+
+def test_the_shutdown_counts_appear_in_the_json_line(capture: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = capture
+
+    logger.info(
+        "cascade stopped",
+        extra={"keys": 12, "since": "2025-12-01", "drained": 3, "cancelled": 1, "spooled": 40, "buffered": 0},
+    )
+
+    entry = entries(stream)[0]
+    assert (entry["keys"], entry["since"], entry["spooled"]) == (12, "2025-12-01", 40)
+    assert (entry["drained"], entry["cancelled"], entry["buffered"]) == (3, 1, 0)
+
+
+@pytest.mark.parametrize("module", ["ops/daemon.py", "ops/signals.py", "ops/policy_holder.py"])
+def test_every_extra_the_lifecycle_logs_is_a_structured_field(module: str) -> None:
+    """An `extra` key missing from the allow-list is silently dropped (the shutdown counts once were)."""
+    tree = ast.parse((Path(__file__).resolve().parents[2] / module).read_text())
+    keys = {
+        key.value
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        for kw in call.keywords
+        if kw.arg == "extra" and isinstance(kw.value, ast.Dict)
+        for key in kw.value.keys
+        if isinstance(key, ast.Constant)
+    }
+    assert keys, f"no logging extras found in {module}"
+    assert keys <= set(STRUCTURED_FIELDS), sorted(keys - set(STRUCTURED_FIELDS))
