@@ -10,7 +10,11 @@ Note: `Engine.deliver` reads the policy for intake and again for the step, so on
 under the old policy and decided under the new one; each of the two is consistent in itself.
 
 An invalid or unreadable file changes nothing: the old policy keeps running and the result lists the
-problems as `file:line: field: problem`. Counting failures in a metric is the caller's job (`result.ok`).
+problems as `file:line: field: problem`. That holds for EVERY failure, not only the ones the loader names:
+a file replaced while it is read can be empty, cut inside a multi-byte character (UnicodeDecodeError) or
+inside a value a validator hands to the OS (a timezone cut to `America` made `zoneinfo` raise
+IsADirectoryError) — each is a rejection with its reason, never a traceback. Counting failures in a metric
+is the caller's job (`result.ok`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.policy_file import load_policy
-from policies.loader import PolicyError
+from policies.loader import PolicyError, Problem
 from policies.model import Policy
 
 log = logging.getLogger("cascade.policy")
@@ -55,6 +59,16 @@ class PolicyHolder:
         """The policy in force; pass this method (not its result) to the engine."""
         return self._policy
 
+    def _load(self) -> Policy:
+        """The file's policy; any failure is a `PolicyError` naming the file (and line and field if known)."""
+        try:
+            return load_policy(self._path)
+        except PolicyError:
+            raise
+        except Exception as exc:  # whatever a half-replaced file makes the loader raise is a rejection
+            problem = Problem(None, "", f"unreadable or incomplete file ({type(exc).__name__}: {exc})")
+            raise PolicyError(self._source, [problem]) from exc
+
     def reload(self) -> ReloadResult:
         """Re-read the file; on success swap and return the diff, else keep the old policy.
 
@@ -63,7 +77,7 @@ class PolicyHolder:
         with self._reloading:
             old = self._policy
             try:
-                new = load_policy(self._path)
+                new = self._load()
             except PolicyError as exc:
                 problems = tuple(p.render(exc.source) for p in exc.problems)
                 log.error(

@@ -173,3 +173,64 @@ def test_long_values_are_shortened() -> None:
     assert len(text) == 60
     assert text.endswith("…")
     assert shorten(0.7) == "0.7"
+
+
+def _prefix_in_the_timezone(text: str) -> str:
+    """The file as a reader sees it while a writer is half-way through the timezone's value."""
+    # Cut to `timezone: America`: zoneinfo opens that as a file, and it is a directory.
+    return text[: text.index("timezone: America/") + len("timezone: America")]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["empty", "half-written", "cut in the timezone", "cut in a utf-8 character", "missing", "a directory"],
+)
+def test_every_kind_of_unreadable_file_is_a_clean_rejection(
+    policy_file: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = holder_for(policy_file)
+    before = holder.current()
+    if damage == "empty":
+        policy_file.write_bytes(b"")
+    elif damage == "half-written":
+        policy_file.write_text(DEFAULT_TEXT[: len(DEFAULT_TEXT) // 2], encoding="utf-8")
+    elif damage == "cut in the timezone":
+        policy_file.write_text(_prefix_in_the_timezone(DEFAULT_TEXT), encoding="utf-8")
+    elif damage == "cut in a utf-8 character":
+        policy_file.write_bytes(DEFAULT_TEXT.encode() + "# é".encode()[:-1])
+    elif damage == "missing":
+        policy_file.unlink()
+    else:
+        policy_file.unlink()
+        policy_file.mkdir()
+
+    with caplog.at_level(logging.ERROR, logger="cascade.policy"):
+        result = holder.reload()
+
+    assert not result.ok and result.problems
+    assert all(problem.startswith(str(policy_file)) for problem in result.problems)
+    assert holder.current() is before and holder.generation == 0
+    assert "policy reload rejected" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_file_replaced_while_it_is_read_never_fails_a_reload_with_an_exception(policy_file: Path) -> None:
+    """A writer rewrites the file in place (truncate, then write in pieces) while reloads run."""
+    holder = holder_for(policy_file)
+    data = DEFAULT_TEXT.replace("max_per_window: 5", "max_per_window: 6").encode()
+    done = threading.Event()
+
+    def rewrite() -> None:
+        while not done.is_set():
+            with policy_file.open("wb", buffering=0) as out:
+                for at in range(0, len(data), 97):
+                    out.write(data[at : at + 97])
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        results = [holder.reload() for _ in range(150)]
+    finally:
+        done.set()
+        writer.join()
+    assert all(r.ok or r.problems for r in results)
+    assert holder.current().alerts.max_per_window in (5, 6)
