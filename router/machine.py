@@ -188,8 +188,12 @@ def _on_restored(
     if event.published_at is not None and not state.settled:
         # Published by an earlier run (source and degradation are in the audit log, not in the store).
         published = Published(key.trigger_id, None, False, event.published_at)
-        state = state.evolve(phase=Phase.TRIGGERED, published=published)
-    return state
+        return state.evolve(phase=Phase.TRIGGERED, published=published)
+    if state.settled or state.phase is Phase.BREAKER_OPEN:
+        return state
+    # Evaluated at once, like a timer would: inputs recorded before the restart may already be complete,
+    # and the key must not wait for its next re-check (or deadline) to decide.
+    return _evaluate_and_act(state, now, policy, out, cause="timer")
 
 
 def _adopt_explicit_mode(state: DateState, event: ev.CompletionArrived, out: list[Effect]) -> DateState:

@@ -402,3 +402,32 @@ def test_stale_publish_confirmation_is_ignored(policy: Policy) -> None:
     d.complete(PHASE2_ALL, NIGHT)
     d.feed(ev.PublishSucceeded("trg-someone-else", NIGHT), NIGHT)
     assert d.s.phase is Phase.PUBLISHING and d.s.published is None
+
+
+# --- restart ---------------------------------------------------------------------------------------------
+
+
+def test_a_restored_key_whose_inputs_are_complete_publishes_at_once(policy: Policy) -> None:
+    completions = tuple(arrived(name, NIGHT) for name in PHASE2_ALL)
+    d = Driver(policy)
+    effects = d.feed(ev.Restored(Mode.OVERNIGHT, completions, None), NIGHT + timedelta(minutes=5))
+    [publish] = of(effects, PublishTrigger)
+    assert publish.trigger_id == PHASE2.trigger_id and publish.source is Source.CASCADE
+    assert d.s.phase is Phase.PUBLISHING
+
+
+def test_a_restored_key_still_missing_inputs_is_evaluated_and_waits(policy: Policy) -> None:
+    completions = tuple(arrived(name, NIGHT) for name in PHASE2_ALL[:2])
+    d = Driver(policy)
+    effects = d.feed(ev.Restored(Mode.OVERNIGHT, completions, None), NIGHT + timedelta(minutes=5))
+    [decision] = of(effects, EmitDecision)
+    assert decision.result.decision is Decision.WAIT and decision.cause == "timer"
+    assert not of(effects, PublishTrigger) and d.s.phase is Phase.COLLECTING
+
+
+def test_a_restored_key_published_by_an_earlier_run_is_not_evaluated_again(policy: Policy) -> None:
+    completions = tuple(arrived(name, NIGHT) for name in PHASE2_ALL)
+    d = Driver(policy)
+    effects = d.feed(ev.Restored(Mode.OVERNIGHT, completions, NIGHT), NIGHT + timedelta(minutes=5))
+    assert not of(effects, PublishTrigger) and not of(effects, EmitDecision)
+    assert d.s.phase is Phase.TRIGGERED
