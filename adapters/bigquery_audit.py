@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
+import anyio
 from gcloud.aio.bigquery import Dataset, Table
 
 from adapters.batching import due_in_s
@@ -110,6 +112,7 @@ class BigQueryAuditSink:
         self._batch_rows, self._max_buffer_rows = batch_rows, max_buffer_rows
         self._flush_interval_s, self._max_backoff_s = flush_interval_s, max_backoff_s
         self._request_timeout_s = request_timeout_s
+        self._flush_deadline: float | None = None  # monotonic; a flush's requests must end before it
         self._now_s = now_s  # ages the buffer's oldest row (injected by tests)
         self._session, self._owns_session = session, session is None
         self._tables: dict[str, Table] = {}
@@ -147,9 +150,33 @@ class BigQueryAuditSink:
         if (was_empty and self._buffer) or len(self._buffer) >= self._batch_rows or self.spool_pending:
             self._wakeup.set()  # a new oldest row (its interval starts now), a full batch, or spooled rows
 
-    async def flush(self) -> None:
-        """Send everything now (shutdown); whatever BigQuery does not take is spooled, never dropped."""
-        if not await self._send_pending(final=True):
+    async def flush(self, budget_s: float | None = None) -> None:
+        """Send everything now (shutdown); whatever BigQuery does not take is spooled, never dropped.
+
+        Within `budget_s` (None: no limit of its own): each request's timeout is cut to what is left of it,
+        and when it runs out — or the caller cancels the flush — every row not confirmed sent is appended to
+        the spool (fsync'd) before the flush returns or the cancellation propagates. A request cut short may
+        have been stored after all: its rows are spooled too and resent later (the `insertId` marks such
+        duplicates). Call it after `run()` has been cancelled.
+        """
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        self._flush_deadline = deadline
+        ok = False
+        try:
+            with anyio.move_on_after(math.inf if budget_s is None else budget_s) as scope:
+                ok = await self._send_pending(final=True)
+        finally:
+            self._flush_deadline = None
+            if self._buffer:  # cancelled or out of time mid-send: nothing confirmed stays only in memory
+                self._spill(len(self._buffer))
+        if scope.cancelled_caught:
+            log.warning(
+                "audit flush: out of its %.1f s budget, %d rows kept in %s",
+                budget_s,
+                self.spool_pending,
+                self._spool_path,
+            )
+        elif not ok:
             log.warning(
                 "audit flush: BigQuery unavailable, %d rows kept in %s", self.spool_pending, self._spool_path
             )
@@ -269,7 +296,7 @@ class BigQueryAuditSink:
                 [dict(r.row) for r in rows],
                 skip_invalid=True,  # valid rows go in; invalid ones come back in insertErrors
                 ignore_unknown=False,  # an unknown field is an error to see, not a value to drop
-                timeout=self._request_timeout_s,
+                timeout=self._timeout_s(),
                 insert_id_fn=lambda row: str(row["insert_id"]),
             )
         except Exception as exc:
@@ -311,11 +338,19 @@ class BigQueryAuditSink:
             log.warning("audit insert into %s failed (%s); %d rows kept", table, describe(exc), len(rows))
         return _Outcome(unsent=list(rows))
 
+    def _timeout_s(self) -> int:
+        """A request's timeout: the configured one, cut to what is left of a flush's budget (whole seconds,
+        as gcloud-aio takes them; at least 1: the budget's own deadline cancels the rest)."""
+        if self._flush_deadline is None:
+            return self._request_timeout_s
+        left_s = self._flush_deadline - time.monotonic()
+        return max(1, min(self._request_timeout_s, int(left_s)))
+
     async def _reachable(self, table: str) -> bool:
         """Is BigQuery answering normal requests (so a failed insert is about the rows)?"""
         for _attempt in range(2):  # a 500 can leave a dead keep-alive connection: one fresh try
             try:
-                await self._table(table).get(timeout=self._request_timeout_s)
+                await self._table(table).get(timeout=self._timeout_s())
                 return True
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 continue
