@@ -5,15 +5,22 @@ every topic and subscription the policy names exists, then runs in ONE task grou
 the timer loop, the audit flusher, the HTTP server and the signal watcher. If any of them crashes, the
 group is cancelled and the process exits non-zero; never a half-alive process.
 
-Shutdown (SIGTERM/SIGINT, Cloud Run gives 10 s): stop pulling (in-flight messages finish or are nacked by
-the consumer), flush the audit buffer (what cannot be sent is spooled to disk), close the clients, exit 0,
-all within `shutdown_grace_s`. A second signal forces the exit.
+Lifecycle, in order. The signal handlers are installed first, before anything that can take time (building
+clients, checking topics, reading history, the rebuild): a SIGHUP during start is held and applied once the
+daemon exists, a SIGTERM during start cancels the start. Then one ordered shutdown path, which runs after a
+stop signal, after a crash of any task and after a failed start alike (`finally`), within
+`shutdown_grace_s` (Cloud Run kills 10 s after SIGTERM; every inner timeout comes from it, `ops.drain`):
+stop pulling and timers → in-flight handlers finish within the drain window, the rest are cancelled (nacked)
+and counted → their acks/nacks are sent → the audit buffer is flushed with what is left of the budget, and
+every row not confirmed sent is spooled to disk (fsync'd) → HTTP and clients close. A crash then exits
+non-zero. A second signal forces the exit.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +43,7 @@ from adapters.pubsub import PubSubPublisher, PubSubSource
 from adapters.pubsub_admin import PubSubAdmin, completion_subscriptions
 from adapters.source import Received
 from ops.day_watch import DayWatch
+from ops.drain import Drain, ShutdownPlan
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.http import make_app
 from ops.metrics import Metrics
@@ -99,10 +107,18 @@ class MeteredAudit:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, settings: Settings, session: aiohttp.ClientSession, stopping: anyio.Event | None = None
+    ) -> None:
         self.settings = settings
         self.clock = SystemClock()
-        self.progress = Progress(started_at=self.clock.now())
+        self.progress = Progress(started_at=self.clock.now(), stopping=stopping or anyio.Event())
+        self.plan = ShutdownPlan(settings.shutdown_grace_s)
+        self.drain = Drain()
+        self.since: date | None = None  # the rebuild's first game date, for the stopped line
+        self._stop_began: float | None = None  # anyio.current_time() when the ordered shutdown began
+        self._runner: web.AppRunner | None = None
+        self._closed = False
         self._last_forget = self.progress.started_at
         self._last_sweep = self.progress.started_at
         self.registry = CollectorRegistry()
@@ -119,6 +135,7 @@ class Daemon:
             api_root=pubsub_root,
             ack_batch_max=settings.ack_batch_max,
             ack_batch_delay_s=settings.ack_batch_delay_s,
+            settle_timeout_s=self.plan.settle_s,
         )
         self.audit = BigQueryAuditSink(
             settings.project,
@@ -167,36 +184,49 @@ class Daemon:
     # --- the task group -----------------------------------------------------------------------------------
 
     async def serve(self) -> None:
-        runner = await self._start_http()
+        """Route until a stop signal or a crash. Both end the same way: the group is cancelled, which
+        stops pulling and the timers and begins the drain (`_drain_on_cancel`); `close()` comes after."""
+        self._runner = await self._start_http()
         try:
             async with anyio.create_task_group() as tasks:
-                await tasks.start(watch_signals, self._reload, self._stop)
+                tasks.start_soon(self._drain_on_cancel)
                 tasks.start_soon(self.audit.run)
                 tasks.start_soon(self.notifications.run)
                 tasks.start_soon(self._tick_loop)
-                pulling = anyio.CancelScope()  # entered by _pull; cancelled first on shutdown
-                tasks.start_soon(self._pull, pulling)
+                tasks.start_soon(self.source.run, self._handle)
                 log.info("cascade is routing", extra={"instance_id": self.settings.instance_id})
                 await self.progress.stopping.wait()
-                pulling.cancel()
-                await self._drain()
                 tasks.cancel_scope.cancel()
-        finally:
-            await runner.cleanup()
+        except Exception:  # a crash (cancellation from outside is not one); the ordered shutdown follows
+            log.critical("a task crashed: shutting down in order", exc_info=True)
+            raise
 
-    async def _pull(self, scope: anyio.CancelScope) -> None:
-        with scope:
-            await self.source.run(self._handle)
+    async def _drain_on_cancel(self) -> None:
+        """Begins the drain when the group is cancelled, whatever cancelled it (a signal or a crash)."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._begin_stop()
+            self.drain.begin(self.plan.drain_s)
+
+    def _begin_stop(self) -> None:
+        if self._stop_began is None:
+            self._stop_began = anyio.current_time()
+        self.progress.stopping.set()
 
     async def _handle(self, received: Received) -> None:
         began = time.perf_counter()
-        try:
-            outcome = await self.engine.deliver(
-                received.topic, received.message_id, received.data, received.attributes
-            )
-        except TransientError:
+        with self.drain.guard() as guarded:  # a shutdown lets it finish, up to the drain deadline
+            try:
+                outcome = await self.engine.deliver(
+                    received.topic, received.message_id, received.data, received.attributes
+                )
+            except TransientError:
+                self.metrics.event_received(received.topic, "nacked")
+                raise
+        if guarded.cancelled_caught:
             self.metrics.event_received(received.topic, "nacked")
-            raise
+            raise TransientError(f"{received.message_id}: cut short by the shutdown's drain deadline")
         self.metrics.event_received(received.topic, outcome.value)
         if outcome is Delivery.DUPLICATE:
             self.metrics.duplicate()
@@ -248,16 +278,38 @@ class Daemon:
                 self.metrics.slo_compliance(row["slo"], ratio)
         self._last_sweep = now
 
-    async def _drain(self) -> None:
-        """After pulling stopped: flush (or spool) the audit buffer within the grace period."""
-        with anyio.move_on_after(self.settings.shutdown_grace_s - 1.0) as scope:
-            await self.notifications.flush()
-            await self.audit.flush()
-        if scope.cancelled_caught:
-            log.error("audit flush did not finish in time; unsent rows stay in the spool file")
+    async def close(self) -> None:
+        """The end of the ordered shutdown (after the drain, or after a failed start): flush the queued
+        notifications and the audit buffer with what is left of the budget (what BigQuery does not confirm
+        in time is spooled), then close HTTP. Shielded: it runs also when the caller is being cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+        self._begin_stop()
+        assert self._stop_began is not None
+        flush_until = self._stop_began + self.plan.usable_s
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(max(0.0, (flush_until - anyio.current_time()) / 4)):
+                await self.notifications.flush()
+            await self.audit.flush(budget_s=max(0.0, flush_until - anyio.current_time()))
+            if self._runner is not None:
+                with anyio.move_on_after(self.plan.reserve_s):
+                    await self._runner.cleanup()
         log.info(
-            "cascade stopped",
-            extra={"keys": len(self.engine.states), "spooled": self.audit.spool_pending},
+            "cascade stopped: %d in flight at stop, %d finished, %d cancelled; %d audit rows spooled",
+            self.drain.in_flight,
+            self.drain.drained,
+            self.drain.cancelled,
+            self.audit.spool_pending,
+            extra={
+                "keys": len(self.engine.states),
+                "since": self.since.isoformat() if self.since else None,
+                "in_flight": self.drain.in_flight,
+                "drained": self.drain.drained,
+                "cancelled": self.drain.cancelled,
+                "buffered": self.audit.buffered,
+                "spooled": self.audit.spool_pending,
+            },
         )
 
     # --- signals ------------------------------------------------------------------------------------------
@@ -267,10 +319,6 @@ class Daemon:
         self.metrics.policy_reload(
             "applied" if result.ok and result.changes else ("unchanged" if result.ok else "invalid")
         )
-
-    def _stop(self, signum: int) -> None:
-        log.info("stopping on signal %s", signum)
-        self.progress.stopping.set()
 
     # --- HTTP -------------------------------------------------------------------------------------------
 
@@ -325,16 +373,72 @@ def _root(host_port: str | None, path: str) -> str | None:
     return f"http://{host_port}{path}" if host_port else None
 
 
+class _Lifecycle:
+    """What the signal watcher acts on before the daemon exists: a held reload, a stop that cancels the
+    start. Installed first, so no signal sent after `run()` began reaches Python's default action."""
+
+    def __init__(self) -> None:
+        self.stopping = anyio.Event()
+        self.starting = anyio.CancelScope()
+        self.daemon: Daemon | None = None
+        self.ready = anyio.Event()
+
+    async def reload(self) -> None:
+        await self.ready.wait()  # a SIGHUP during start is applied once the daemon exists
+        assert self.daemon is not None
+        await self.daemon._reload()
+
+    def stop(self, signum: int) -> None:
+        log.info("stopping on signal %s", signum, extra={"signal": signal.Signals(signum).name})
+        self.stopping.set()
+        self.starting.cancel()  # a start still under way ends now; the ordered shutdown follows
+
+
 async def run(settings: Settings) -> int:
-    async with aiohttp.ClientSession() as session:
-        daemon = Daemon(settings, session)
-        await verify_topics(daemon, session)
-        since = (daemon.clock.now() - timedelta(days=settings.recent_days)).date()
-        await seed_history(daemon, session)  # first: the rows the rebuild writes come after these
-        restored = await daemon.engine.rebuild(since)
-        log.info("restored %d recent keys from the state store", restored, extra={"since": since.isoformat()})
-        await daemon.serve()
+    lifecycle = _Lifecycle()
+    try:
+        async with anyio.create_task_group() as signals:
+            await signals.start(watch_signals, lifecycle.reload, lifecycle.stop)
+            await _start_and_serve(settings, lifecycle)
+            signals.cancel_scope.cancel()  # last: a second SIGTERM during the shutdown still forces exit
+    except BaseExceptionGroup as group:
+        raise _only(group) from None
     return 0
+
+
+async def _start_and_serve(settings: Settings, lifecycle: _Lifecycle) -> None:
+    async with aiohttp.ClientSession() as session:
+        daemon = Daemon(settings, session, lifecycle.stopping)
+        lifecycle.daemon = daemon
+        lifecycle.ready.set()
+        try:
+            with lifecycle.starting:
+                await verify_topics(daemon, session)
+                daemon.since = (daemon.clock.now() - timedelta(days=settings.recent_days)).date()
+                await seed_history(daemon, session)  # first: the rows the rebuild writes come after these
+                restored = await daemon.engine.rebuild(daemon.since)
+                log.info(
+                    "restored %d recent keys from the state store",
+                    restored,
+                    extra={"since": daemon.since.isoformat()},
+                )
+            if not lifecycle.stopping.is_set():
+                await daemon.serve()
+        finally:
+            await daemon.close()
+
+
+def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one failure inside (nested) task groups, so the CLI maps its type to an exit code."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 async def verify_topics(daemon: Daemon, session: aiohttp.ClientSession) -> None:
