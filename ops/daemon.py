@@ -399,6 +399,9 @@ async def run(settings: Settings) -> int:
     try:
         async with anyio.create_task_group() as signals:
             await signals.start(watch_signals, lifecycle.reload, lifecycle.stop)
+            log.info(
+                "cascade starting: signal handlers installed", extra={"instance_id": settings.instance_id}
+            )
             await _start_and_serve(settings, lifecycle)
             signals.cancel_scope.cancel()  # last: a second SIGTERM during the shutdown still forces exit
     except BaseExceptionGroup as group:

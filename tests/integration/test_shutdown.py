@@ -1,0 +1,139 @@
+"""`cascade run` as a subprocess under faults of its lifecycle (issue 9, section 1): a SIGHUP right after
+start; SIGTERM mid-stream while BigQuery does not answer — every audit row ends in BigQuery or the spool."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+
+from adapters.bigquery_audit import provision_bigquery
+from adapters.pubsub import PubSubPublisher
+from tests.integration.test_daemon import Stack, metric, overnight_messages, start, stop
+from tests.integration.test_daemon import stack as stack  # the fixture: the three emulators, provisioned
+from tests.support.bigquery_emulator import bigquery_emulator
+from tests.support.emulators import Emulator, wait_until
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(180)]
+
+
+class Lines:
+    """The daemon's stdout, read in a thread, so a test can wait for a line while the process runs."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        self._thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return "".join(self.lines)
+
+
+def test_a_sighup_right_after_start_does_not_kill_the_daemon(stack: Stack) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "run"],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = Lines(process)
+    try:
+        # The first thing run() does; the topic check, the history read and the rebuild come after it.
+        assert wait_until(lambda: out.has("signal handlers installed") or process.poll() is not None, 30)
+        process.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: stack.get("/readyz")[0] == 200 or process.poll() is not None, 60)
+        assert process.poll() is None, out.text()[-3000:]
+        assert wait_until(
+            lambda: metric(stack.get("/metrics")[1], "cascade_policy_reloads_total", result="unchanged") == 1,
+            20,
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        out.text()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+@pytest.fixture
+def own_bigquery() -> Iterator[Emulator]:
+    """A BigQuery emulator this test may stop (SIGSTOP: it accepts connections and never answers)."""
+    emulator = bigquery_emulator().start()
+    try:
+        yield emulator
+    finally:
+        assert emulator.process is not None
+        os.killpg(emulator.process.pid, signal.SIGCONT)
+        emulator.stop()
+
+
+async def publish_all(stack: Stack, messages: list[tuple[str, bytes]]) -> list[str]:
+    async with aiohttp.ClientSession() as session:
+        publisher = PubSubPublisher(stack.project, session=session, api_root=stack.pubsub_root)
+        return [await publisher.publish(topic, data, {}) for topic, data in messages]
+
+
+def test_sigterm_while_bigquery_does_not_answer_spools_every_audit_row(
+    stack: Stack, own_bigquery: Emulator, tmp_path: Path
+) -> None:
+    stack.env["BIGQUERY_EMULATOR_HOST"] = own_bigquery.host_port
+    anyio.run(
+        provision_bigquery,
+        stack.project,
+        "cascade_audit",
+        None,
+        f"http://{own_bigquery.host_port}/bigquery/v2",
+    )
+    spool = Path(stack.env["CASCADE_AUDIT_SPOOL_PATH"])
+    process = start(stack)
+    try:
+        assert own_bigquery.process is not None
+        os.killpg(own_bigquery.process.pid, signal.SIGSTOP)  # from now on BigQuery hangs every request
+        messages = overnight_messages()[:7]
+        ids = anyio.run(publish_all, stack, messages)
+        assert wait_until(
+            lambda: (
+                sum(
+                    metric(
+                        stack.get("/metrics")[1],
+                        "cascade_events_received_total",
+                        topic=topic,
+                        status="routed",
+                    )
+                    for topic in {t for t, _ in messages}
+                )
+                == len(messages)
+            ),
+            30,
+        )
+        returncode, output = stop(process)  # within Cloud Run's 10 s, although BigQuery never answers
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert returncode == 0, output[-3000:]
+    spooled = spool.read_text() if spool.exists() else ""
+    missing = [message_id for message_id in ids if message_id not in spooled]
+    assert not missing, f"audit rows of {missing} neither in BigQuery nor in the spool:\n{output[-3000:]}"
+    assert '"spooled"' in output and '"keys"' in output  # the counts are in the stopped line
