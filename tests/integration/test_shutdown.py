@@ -3,6 +3,7 @@ start; SIGTERM mid-stream while BigQuery does not answer — every audit row end
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,19 @@ def own_bigquery() -> Iterator[Emulator]:
         emulator.stop()
 
 
+def spooled_message_ids(spool: Path) -> set[str]:
+    """The message ids of the completion rows in the spool (a column, or inside the event's payload)."""
+    ids: set[str] = set()
+    lines = spool.read_text().splitlines() if spool.exists() else []
+    for line in filter(str.strip, lines):
+        row = json.loads(line)["row"]
+        if row.get("message_id"):
+            ids.add(str(row["message_id"]))
+        if isinstance(row.get("payload"), str) and (payload := json.loads(row["payload"])).get("message_id"):
+            ids.add(str(payload["message_id"]))
+    return ids
+
+
 async def publish_all(stack: Stack, messages: list[tuple[str, bytes]]) -> list[str]:
     async with aiohttp.ClientSession() as session:
         publisher = PubSubPublisher(stack.project, session=session, api_root=stack.pubsub_root)
@@ -133,7 +147,57 @@ def test_sigterm_while_bigquery_does_not_answer_spools_every_audit_row(
             process.kill()
             process.wait(timeout=10)
     assert returncode == 0, output[-3000:]
-    spooled = spool.read_text() if spool.exists() else ""
+    spooled = spooled_message_ids(spool)
     missing = [message_id for message_id in ids if message_id not in spooled]
     assert not missing, f"audit rows of {missing} neither in BigQuery nor in the spool:\n{output[-3000:]}"
     assert '"spooled"' in output and '"keys"' in output  # the counts are in the stopped line
+
+
+async def delete_subscription(stack: Stack, name: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = f"{stack.pubsub_root}/projects/{stack.project}/subscriptions/{name}"
+        async with session.delete(url) as response:
+            assert response.status == 200, await response.text()
+
+
+def test_a_crashed_task_still_spools_every_audit_row_and_exits_non_zero(
+    stack: Stack, own_bigquery: Emulator
+) -> None:
+    """The fault is real: a subscription deleted while the daemon runs makes its pull answer 404, which is
+    a ConfigurationError that crashes the consumer task (not a retry)."""
+    stack.env["BIGQUERY_EMULATOR_HOST"] = own_bigquery.host_port
+    anyio.run(
+        provision_bigquery,
+        stack.project,
+        "cascade_audit",
+        None,
+        f"http://{own_bigquery.host_port}/bigquery/v2",
+    )
+    spool = Path(stack.env["CASCADE_AUDIT_SPOOL_PATH"])
+    process = start(stack)
+    try:
+        assert own_bigquery.process is not None
+        os.killpg(own_bigquery.process.pid, signal.SIGSTOP)
+        messages = overnight_messages()[:5]  # phase 2, all on one topic
+        ids = anyio.run(publish_all, stack, messages)
+        topic = messages[0][0]
+        assert wait_until(
+            lambda: (
+                metric(
+                    stack.get("/metrics")[1], "cascade_events_received_total", topic=topic, status="routed"
+                )
+                == len(messages)
+            ),
+            30,
+        )
+        anyio.run(delete_subscription, stack, f"cascade-{topic}")
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode != 0, output[-3000:]
+    spooled = spooled_message_ids(spool)
+    missing = [message_id for message_id in ids if message_id not in spooled]
+    assert not missing, f"audit rows of {missing} neither in BigQuery nor in the spool:\n{output[-3000:]}"
+    assert "a task crashed" in output and "cascade stopped" in output
