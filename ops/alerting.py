@@ -18,6 +18,7 @@ from ops import audit_rows
 from policies import alert_limit
 from policies.model import AlertLimitSpec
 from router.effects import RaiseAlert, Severity, TransitionEnded
+from router.intake import Rejection
 
 log = logging.getLogger("cascade.engine")
 
@@ -103,18 +104,23 @@ class Notifier:
         message_id: str,
         data: bytes,
         attributes: Mapping[str, str],
+        category: Rejection,
         reason: str,
         now: datetime,
     ) -> None:
+        """Publish the message as delivered, with why (`category`, `reason`), then its audit row. The caller
+        acks only after this returns."""
         letter_attributes = {
             **attributes,
             "source_topic": topic,
             "message_id": message_id,
+            "category": category.value,
             "reason": reason[:1024],
         }
         # A failed dead-letter publish propagates: the message is nacked and redelivered, never lost.
         await self._publisher.publish(self._dead_letter_topic, data, letter_attributes)
-        await self._audit.write([audit_rows.dead_letter_row(now, topic, message_id, reason)])
+        row = audit_rows.dead_letter_row(now, topic, message_id, category.value, reason)
+        await self._audit.write([row])
 
     async def _send_alert(self, row: Mapping[str, Any]) -> None:
         level = _LOG_LEVELS.get(row["severity"], logging.WARNING)
