@@ -22,6 +22,10 @@ from router.intake import Rejection
 
 log = logging.getLogger("cascade.engine")
 
+# Pub/Sub's limits on a message's attributes (https://cloud.google.com/pubsub/quotas#resource_limits).
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_BYTES = 1024
+
 
 _LOG_LEVELS = {
     "INFO": logging.INFO,
@@ -110,13 +114,16 @@ class Notifier:
     ) -> None:
         """Publish the message as delivered, with why (`category`, `reason`), then its audit row. The caller
         acks only after this returns."""
-        letter_attributes = {
-            **attributes,
+        ours = {
             "source_topic": topic,
             "message_id": message_id,
             "category": category.value,
-            "reason": reason[:1024],
+            "reason": _clip(reason, MAX_ATTRIBUTE_BYTES),
         }
+        # Within Pub/Sub's limits whatever the message carried: a dead letter Pub/Sub refuses would be
+        # nacked and redelivered forever. The original's attributes come first, as many as fit.
+        kept = [(k, v) for k, v in attributes.items() if k not in ours][: MAX_ATTRIBUTES - len(ours)]
+        letter_attributes = {**dict(kept), **ours}
         # A failed dead-letter publish propagates: the message is nacked and redelivered, never lost.
         await self._publisher.publish(self._dead_letter_topic, data, letter_attributes)
         row = audit_rows.dead_letter_row(now, topic, message_id, category.value, reason)
@@ -133,6 +140,11 @@ class Notifier:
             await self._publisher.publish(topic, audit_rows.encode(row), attributes)
         except PublishError as exc:
             log.warning("%s not sent to %s (kept in the audit log): %s", row["kind"], topic, exc)
+
+
+def _clip(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8 (a reason quotes what the message said, in any script)."""
+    return text.encode("utf-8", "replace")[:max_bytes].decode("utf-8", "ignore")
 
 
 def _summary_alert(summary: alert_limit.Summary, spec: AlertLimitSpec) -> RaiseAlert:

@@ -302,6 +302,28 @@ async def test_an_unstorable_completion_whose_dead_letter_fails_is_nacked_and_no
     assert rig.publisher.on("cascade-dead-letter") == [] and rig.rows("dead_letter") == []
 
 
+async def test_a_dead_letter_stays_within_pub_sub_attribute_limits_whatever_the_message_carried(
+    policy: Policy,
+) -> None:
+    # A reason quoting 2,000 four-byte characters, and 120 attributes on the original: Pub/Sub would refuse
+    # the dead letter (1,024 bytes per value, 100 attributes) and the message would be nacked forever.
+    body = json.dumps(
+        message("NbacGamebookProcessor", "\U0001f3c0" * 2000, "2025-12-30", "2025-12-31T06:00:00Z")
+    )
+    attributes = {f"a{n:03d}": "v" for n in range(120)}
+    rig = Rig(policy)
+    assert (
+        await rig.engine.deliver(PHASE2_TOPIC, "bad-1", body.encode(), attributes) is Delivery.DEAD_LETTERED
+    )
+    [letter] = rig.publisher.on("cascade-dead-letter")
+    assert len(letter.attributes) == 100
+    assert all(len(value.encode()) <= 1024 for value in letter.attributes.values())
+    assert letter.attributes["category"] == "wrong_phase" and letter.attributes["message_id"] == "bad-1"
+    assert letter.attributes["reason"].startswith("phase '\U0001f3c0")
+    [row] = rig.rows("dead_letter")
+    assert len(row["reason"]) > 2000  # the audit row keeps the whole reason
+
+
 async def test_dead_letter_publish_failure_propagates_so_the_message_is_redelivered(policy: Policy) -> None:
     rig = Rig(policy)
     rig.publisher.fail_next(1)
