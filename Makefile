@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/overnight_full_cascade.jsonl
 
-.PHONY: setup demo test lint typecheck unit bench bench-cost local-stack clean
+.PHONY: setup demo test lint typecheck unit bench bench-fuzz bench-cost local-stack clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ unit: setup
 
 bench: setup
 	$(BIN)/python -m bench.replay_throughput
+
+# Intake on CASES hostile bodies (docs/benchmarks.md, "Hostile input"); a short run is in `make test`.
+CASES ?= 100000
+bench-fuzz: setup
+	$(BIN)/python -m bench.fuzz_intake --cases $(CASES)
 
 # cascade vs a bare relay, each on fresh emulators (docs/benchmarks.md, "Router cost"). ~2 min; not in `make test`.
 EVENTS ?= 3000

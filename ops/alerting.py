@@ -18,8 +18,13 @@ from ops import audit_rows
 from policies import alert_limit
 from policies.model import AlertLimitSpec
 from router.effects import RaiseAlert, Severity, TransitionEnded
+from router.intake import Rejection
 
 log = logging.getLogger("cascade.engine")
+
+# Pub/Sub's limits on a message's attributes (https://cloud.google.com/pubsub/quotas#resource_limits).
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_BYTES = 1024
 
 
 _LOG_LEVELS = {
@@ -103,18 +108,26 @@ class Notifier:
         message_id: str,
         data: bytes,
         attributes: Mapping[str, str],
+        category: Rejection,
         reason: str,
         now: datetime,
     ) -> None:
-        letter_attributes = {
-            **attributes,
+        """Publish the message as delivered, with why (`category`, `reason`), then its audit row. The caller
+        acks only after this returns."""
+        ours = {
             "source_topic": topic,
             "message_id": message_id,
-            "reason": reason[:1024],
+            "category": category.value,
+            "reason": _clip(reason, MAX_ATTRIBUTE_BYTES),
         }
+        # Within Pub/Sub's limits whatever the message carried: a dead letter Pub/Sub refuses would be
+        # nacked and redelivered forever. The original's attributes come first, as many as fit.
+        kept = [(k, v) for k, v in attributes.items() if k not in ours][: MAX_ATTRIBUTES - len(ours)]
+        letter_attributes = {**dict(kept), **ours}
         # A failed dead-letter publish propagates: the message is nacked and redelivered, never lost.
         await self._publisher.publish(self._dead_letter_topic, data, letter_attributes)
-        await self._audit.write([audit_rows.dead_letter_row(now, topic, message_id, reason)])
+        row = audit_rows.dead_letter_row(now, topic, message_id, category.value, reason)
+        await self._audit.write([row])
 
     async def _send_alert(self, row: Mapping[str, Any]) -> None:
         level = _LOG_LEVELS.get(row["severity"], logging.WARNING)
@@ -127,6 +140,11 @@ class Notifier:
             await self._publisher.publish(topic, audit_rows.encode(row), attributes)
         except PublishError as exc:
             log.warning("%s not sent to %s (kept in the audit log): %s", row["kind"], topic, exc)
+
+
+def _clip(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8 (a reason quotes what the message said, in any script)."""
+    return text.encode("utf-8", "replace")[:max_bytes].decode("utf-8", "ignore")
 
 
 def _summary_alert(summary: alert_limit.Summary, spec: AlertLimitSpec) -> RaiseAlert:

@@ -141,12 +141,13 @@ def alert_row(at: datetime, effect: RaiseAlert, context: AlertContext = NO_CONTE
     }
 
 
-def dead_letter_row(at: datetime, topic: str, message_id: str, reason: str) -> dict[str, Any]:
+def dead_letter_row(at: datetime, topic: str, message_id: str, category: str, reason: str) -> dict[str, Any]:
     return {
         "at": iso_z(at),
         "kind": "dead_letter",
         "topic": topic,
         "message_id": message_id,
+        "category": category,
         "reason": reason,
     }
 

@@ -89,7 +89,7 @@ class MeteredAudit:
             if kind == "decision":
                 self._metrics.decision(row["transition"], row["mode"], row["decision"])
             elif kind == "dead_letter":
-                self._metrics.dead_lettered(row["reason"])
+                self._metrics.dead_lettered(row["category"])
             elif kind == "alert":
                 self._metrics.alert_raised(row["alert"], row["severity"])
             elif kind == "slo":

@@ -28,7 +28,7 @@ from enum import StrEnum
 import anyio
 
 from adapters.clock import Clock
-from adapters.errors import TransientError
+from adapters.errors import PermanentInputError, TransientError
 from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import Notifier
@@ -47,7 +47,7 @@ from router.effects import (
     SetTimer,
     TransitionEnded,
 )
-from router.intake import Rejected, accept
+from router.intake import Rejected, Rejection, accept
 from router.keys import Key
 from router.machine import step
 from router.records import body_of
@@ -118,22 +118,38 @@ class Engine:
     async def deliver(
         self, topic: str, message_id: str, data: bytes, attributes: Mapping[str, str]
     ) -> Delivery:
-        """Route one delivered message. Raises `TransientError` when it must be redelivered (nack)."""
+        """Route one delivered message; the outcome is decided by the call that routed or refused it. Raises
+        `TransientError` when it must be redelivered (nack), including when its dead letter could not be
+        published."""
         accepted = accept(topic, message_id, data, self._policy())
         if isinstance(accepted, Rejected):
-            now = self._clock.now()
-            await self._notifier.dead_letter(topic, message_id, data, attributes, accepted.reason, now)
+            letter = (topic, message_id, data, attributes, accepted.category, accepted.reason)
+            await self._notifier.dead_letter(*letter, self._clock.now())
             return Delivery.DEAD_LETTERED
-        return await self.submit(accepted.key, accepted.event)
+        pending: deque[FollowUp] = deque()
+        try:
+            outcome = await self._handle(accepted.key, accepted.event, pending)
+        except PermanentInputError as exc:
+            # The store refused the whole update (nothing recorded, nothing changed here) and always will:
+            # a redelivery cannot succeed, so dead-letter it now instead of after Pub/Sub's retries.
+            letter = (topic, message_id, data, attributes, Rejection.UNSTORABLE, str(exc))
+            await self._notifier.dead_letter(*letter, self._clock.now())
+            return Delivery.DEAD_LETTERED
+        await self._follow(pending)
+        return outcome
 
     async def submit(self, key: Key, event: ev.Event) -> Delivery:
         """Feed one event (message, operator command, tick) and everything it causes for other keys; says
         whether the event itself was routed or was a duplicate."""
         pending: deque[FollowUp] = deque()
         outcome = await self._handle(key, event, pending)
+        await self._follow(pending)
+        return outcome
+
+    async def _follow(self, pending: deque[FollowUp]) -> None:
+        """What an event caused for other keys (a downstream key opening), in order."""
         while pending:
             await self._handle(*pending.popleft(), pending)
-        return outcome
 
     async def rebuild(self, since: date) -> int:
         """Load every key the store knows with a game date from `since` (at start, before pulling), so

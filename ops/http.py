@@ -31,6 +31,9 @@ from router.keys import Key
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_OPERATOR_CHARS = 200
 MAX_REASON_CHARS = 2000
+# An admin body is an operator name and a reason (~2 KB at most); larger is refused with 413 before it is
+# parsed, whether or not the caller declared its length.
+MAX_BODY_BYTES = 16 * 1024
 
 
 class AdminActions(Protocol):
@@ -45,6 +48,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class BadRequest(ValueError):
     """A path or body value the admin routes cannot use; the message goes back to the caller."""
+
+
+class BodyTooLarge(BadRequest):
+    """The body is over `MAX_BODY_BYTES` (413)."""
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -75,7 +82,8 @@ def make_app(
         return web.json_response(status_source())
 
     def guarded(action: Callable[[Key, dict[str, Any]], Awaitable[dict[str, Any]]]) -> Handler:
-        """Disabled → 403, bad credentials → 401, bad input → 400, backend unavailable → 503."""
+        """Disabled → 403, bad credentials → 401, body too large → 413, bad input → 400, backend unavailable
+        → 503. Every refusal is decided before the action runs, so it changes nothing."""
 
         async def handler(request: web.Request) -> web.Response:
             if admin is None or not admin_token:
@@ -87,6 +95,8 @@ def make_app(
                 key = _key(request, known_transitions())
                 body = await _json_body(request)
                 result = await action(key, body)
+            except BodyTooLarge as exc:
+                return _error(413, str(exc))
             except BadRequest as exc:
                 return _error(400, str(exc))
             except TransientError as exc:
@@ -126,8 +136,9 @@ def _authorized(request: web.Request, token: str) -> bool:
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
-    # Constant time, on bytes: compare_digest refuses non-ASCII str, and a caller may send anything.
-    return hmac.compare_digest(presented.strip().encode(), token.encode())
+    # Constant time, on bytes: compare_digest refuses non-ASCII str, and a caller may send anything (header
+    # bytes that are not UTF-8 reach us as surrogates: surrogatepass encodes them instead of raising).
+    return hmac.compare_digest(presented.strip().encode("utf-8", "surrogatepass"), token.encode())
 
 
 def _key(request: web.Request, transitions: set[str]) -> Key:
@@ -144,13 +155,29 @@ def _key(request: web.Request, transitions: set[str]) -> Key:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    raw = await _bounded_body(request)
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from exc
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested beyond the parser's stack
+        raise BadRequest(f"the body is not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+async def _bounded_body(request: web.Request) -> bytes:
+    """At most `MAX_BODY_BYTES`: a declared length over it is refused unread, a chunked body as soon as
+    it passes it."""
+    too_large = f"the body is larger than {MAX_BODY_BYTES} bytes"
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise BodyTooLarge(too_large)
+    raw = bytearray()
+    while len(raw) <= MAX_BODY_BYTES:
+        chunk = await request.content.read(MAX_BODY_BYTES + 1 - len(raw))
+        if not chunk:
+            return bytes(raw)
+        raw += chunk
+    raise BodyTooLarge(too_large)
 
 
 def _text(body: Mapping[str, Any], field: str, max_chars: int) -> str:

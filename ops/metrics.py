@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from policies.breaker import BreakerState
 from policies.model import Mode
 from router.effects import Severity
+from router.intake import Rejection
 from router.keys import Key
 from router.state import DateState, Phase
 
@@ -24,7 +25,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # What `Engine.deliver` reported for a message, plus "nacked" (it raised: the message will be redelivered).
 EVENT_STATUSES = frozenset({"routed", "duplicate", "dead_lettered", "nacked"})
-DEAD_LETTER_REASONS = ("not_json", "schema", "unknown_topic", "wrong_phase", "other")
+# Decided with the rejection (`router.intake.Rejection`) and carried on the dead-letter row, never parsed.
+DEAD_LETTER_REASONS = tuple(sorted(category.value for category in Rejection))
 RELOAD_RESULTS = frozenset({"applied", "unchanged", "invalid", "error"})
 # Keys that still wait for something: inputs, an operator (failed), or a breaker cooldown.
 PENDING_PHASES = (Phase.COLLECTING, Phase.FAILED, Phase.BREAKER_OPEN)
@@ -57,22 +59,7 @@ TRIGGER_LATENCY_BUCKETS_S = (
 END_TO_END_BUCKETS_S = (600, 1800, 3600, 5400, 7200, 10800, 14400, 21600, 43200, 86400)
 HANDLING_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-# Prefixes of the reasons `router.intake.accept` gives; tests feed real intake rejections through this.
-_REASON_PREFIXES = (
-    ("not JSON", "not_json"),
-    ("not a JSON object", "schema"),
-    ("invalid completion message", "schema"),
-    ("topic ", "unknown_topic"),
-    ("phase ", "wrong_phase"),
-)
-
-
-def dead_letter_category(reason: str) -> str:
-    """One of `DEAD_LETTER_REASONS` for an intake rejection reason."""
-    for prefix, category in _REASON_PREFIXES:
-        if reason.startswith(prefix):
-            return category
-    return "other"
+_DEAD_LETTER_CATEGORIES = frozenset(DEAD_LETTER_REASONS)
 
 
 def _bounded(value: str, allowed: frozenset[str]) -> str:
@@ -230,8 +217,9 @@ class Metrics:
     def event_received(self, topic: str, status: str) -> None:
         self.events.labels(topic, _bounded(status, EVENT_STATUSES)).inc()
 
-    def dead_lettered(self, reason_text: str) -> None:
-        self.dead_letters.labels(dead_letter_category(reason_text)).inc()
+    def dead_lettered(self, category: str) -> None:
+        """`category`: a `router.intake.Rejection` value, as the dead-letter audit row carries it."""
+        self.dead_letters.labels(_bounded(category, _DEAD_LETTER_CATEGORIES)).inc()
 
     def decision(self, transition: str, mode: str, decision: str) -> None:
         self.decisions.labels(transition, mode, decision).inc()

@@ -7,6 +7,7 @@ says exactly what was wrong, so the shell can dead-letter it and ack.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from pydantic import ValidationError
 
@@ -18,6 +19,23 @@ from router.keys import Key
 from router.messages import Completion, CompletionMessage
 
 
+class Rejection(StrEnum):
+    """Why a message is dead-lettered, as a value: the metric label, the dead-letter audit row's `category`
+    and the dead-letter message's `category` attribute all carry it (the reason text says the details)."""
+
+    NOT_JSON = "not_json"  # not UTF-8, or not JSON
+    SCHEMA = "schema"  # JSON, but not a valid completion message
+    UNKNOWN_TOPIC = "unknown_topic"
+    WRONG_PHASE = "wrong_phase"
+    TOO_LARGE = "too_large"  # over MAX_MESSAGE_BYTES, not parsed at all
+    UNSTORABLE = "unstorable"  # valid, but the state store can never hold it (decided by the store)
+
+
+# A completion message is about a kilobyte. Its body is recorded in one Firestore document (1 MiB at most);
+# anything near that is a producer bug, refused before it is decoded (Pub/Sub delivers up to 10 MB).
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
     key: Key
@@ -26,20 +44,31 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    category: Rejection
     reason: str
 
 
 def accept(topic: str, message_id: str, data: bytes, policy: Policy) -> Accepted | Rejected:
     transition = policy.transition_for_topic(topic)
     if transition is None:
-        return Rejected(f"topic {topic!r} is not a completion topic of any transition in the policy")
+        return Rejected(
+            Rejection.UNKNOWN_TOPIC,
+            f"topic {topic!r} is not a completion topic of any transition in the policy",
+        )
+    if len(data) > MAX_MESSAGE_BYTES:
+        return Rejected(
+            Rejection.TOO_LARGE, f"message too large: {len(data)} bytes (at most {MAX_MESSAGE_BYTES})"
+        )
     outcome = _parse(data)
     if isinstance(outcome, Rejected):
         return outcome
     parsed, original = outcome
     phases = policy.transitions[transition].phases
     if parsed.phase not in phases:
-        return Rejected(f"phase {parsed.phase!r} is not accepted on {topic} (expected one of {list(phases)})")
+        return Rejected(
+            Rejection.WRONG_PHASE,
+            f"phase {parsed.phase!r} is not accepted on {topic} (expected one of {list(phases)})",
+        )
     processor = policy.names().resolve(parsed.processor_name, parsed.output_table)
     key = Key(parsed.game_date, transition)
     return Accepted(key, _event(message_id, processor, parsed, original))
@@ -51,7 +80,7 @@ def _parse(data: bytes) -> tuple[Completion, str] | Rejected:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Rejected(f"not JSON: {exc}")
+        return Rejected(Rejection.NOT_JSON, f"not JSON: {exc}")
     fast = message_fastpath.decode(text)
     if fast is not None:
         return fast, text
@@ -64,10 +93,10 @@ def _parse(data: bytes) -> tuple[Completion, str] | Rejected:
 def _rejection(exc: ValidationError) -> Rejected:
     first = exc.errors(include_url=False)[0]
     if first["type"] == "json_invalid":
-        return Rejected(f"not JSON: {first['msg']}")
+        return Rejected(Rejection.NOT_JSON, f"not JSON: {first['msg']}")
     if first["type"] == "model_type" and not first["loc"]:
-        return Rejected(f"not a JSON object: got {type(first['input']).__name__}")
-    return Rejected("invalid completion message: " + _describe(exc))
+        return Rejected(Rejection.SCHEMA, f"not a JSON object: got {type(first['input']).__name__}")
+    return Rejected(Rejection.SCHEMA, "invalid completion message: " + _describe(exc))
 
 
 def _describe(exc: ValidationError) -> str:

@@ -60,7 +60,10 @@ class CompletionMessage(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         # Producers sometimes omit the offset; their clocks are UTC (Cloud Run), so read a naive value as UTC.
-        return as_utc(value)
+        try:
+            return as_utc(value)
+        except OverflowError:  # "0001-01-01T00:00:00+05:00" is before year 1 in UTC: not a time we can hold
+            raise ValueError("out of range once converted to UTC") from None
 
     def numeric_metadata(self) -> dict[str, int]:
         """Integer metadata fields a processor spec may name as its output count."""

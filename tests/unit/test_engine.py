@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,13 +14,14 @@ import anyio
 import pytest
 
 from adapters.clock import VirtualClock
-from adapters.errors import PublishError, TransientError
+from adapters.errors import PermanentInputError, PublishError, TransientError
 from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
 from ops.audit_rows import iso_z
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.replay import advance
 from policies.model import Mode, Policy
 from router import events as ev
+from router.intake import Rejected, accept
 from router.keys import Key
 from router.shared import EMPTY, SharedKey
 from router.state import Phase
@@ -234,6 +237,91 @@ async def test_malformed_messages_are_dead_lettered_with_reason_and_original_dat
     assert letter.attributes["origin"] == "x" and letter.attributes["source_topic"] == topic
     [row] = rig.rows("dead_letter")
     assert reason in row["reason"] and row["message_id"] == "bad-1"
+    assert row["category"] == letter.attributes["category"] == accepted_category(topic, data, policy)
+
+
+def accepted_category(topic: str, data: bytes, policy: Policy) -> str:
+    rejected = accept(topic, "bad-1", data, policy)
+    assert isinstance(rejected, Rejected)
+    return rejected.category.value
+
+
+class UnstorableStore:
+    """The memory store, but the completions of `refused` dates are refused as Firestore refuses a value it
+    cannot hold (an array in an array, a body over 1 MiB): a `PermanentInputError`, nothing written."""
+
+    def __init__(self, store: MemoryStateStore, refused: set[str]) -> None:
+        self.store, self.refused, self.attempts = store, refused, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def update(self, key: Key, *args: Any, **kwargs: Any) -> Any:
+        if key.game_date.isoformat() in self.refused:
+            self.attempts += 1
+            raise PermanentInputError(f"Firestore cannot store the update of {key}: value too large")
+        return await self.store.update(key, *args, **kwargs)
+
+
+async def test_a_completion_the_store_can_never_hold_is_dead_lettered_at_once_with_its_reason(
+    policy: Policy,
+) -> None:
+    rig = Rig(policy)
+    store = UnstorableStore(rig.store, {"2025-12-29"})
+    rig.engine = Engine(lambda: policy, store, rig.publisher, rig.audit, rig.clock)
+    ts = "2025-12-31T06:00:00Z"
+    body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-29", ts)).encode()
+    # Was: the PermanentInputError escaped (traceback, nack), 20 redeliveries over ~2 h before Pub/Sub gave up.
+    assert await rig.engine.deliver(PHASE2_TOPIC, "big-1", body, {"origin": "x"}) is Delivery.DEAD_LETTERED
+    [letter] = rig.publisher.on("cascade-dead-letter")
+    assert (letter.data, letter.attributes["category"]) == (body, "unstorable")
+    assert "value too large" in letter.attributes["reason"] and letter.attributes["origin"] == "x"
+    [row] = rig.rows("dead_letter")
+    assert (row["category"], row["message_id"], row["topic"]) == ("unstorable", "big-1", PHASE2_TOPIC)
+    assert "value too large" in row["reason"]
+    assert (
+        store.attempts == 1
+        and rig.rows("input") == []
+        and key("phase2_to_phase3", "2025-12-29") not in (rig.engine.states)
+    )
+    assert await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[:1], "phase_2_raw") == [Delivery.ROUTED]
+
+
+async def test_an_unstorable_completion_whose_dead_letter_fails_is_nacked_and_not_recorded_as_sent(
+    policy: Policy,
+) -> None:
+    rig = Rig(policy)
+    rig.engine = Engine(
+        lambda: policy, UnstorableStore(rig.store, {"2025-12-29"}), rig.publisher, rig.audit, rig.clock
+    )
+    ts = "2025-12-31T06:00:00Z"
+    body = json.dumps(message("NbacGamebookProcessor", "phase_2_raw", "2025-12-29", ts)).encode()
+    rig.publisher.fail_next(1)
+    with pytest.raises(TransientError):  # the daemon nacks: Pub/Sub redelivers, the message is never lost
+        await rig.engine.deliver(PHASE2_TOPIC, "big-1", body, {})
+    assert rig.publisher.on("cascade-dead-letter") == [] and rig.rows("dead_letter") == []
+
+
+async def test_a_dead_letter_stays_within_pub_sub_attribute_limits_whatever_the_message_carried(
+    policy: Policy,
+) -> None:
+    # A reason quoting 2,000 four-byte characters, and 120 attributes on the original: Pub/Sub would refuse
+    # the dead letter (1,024 bytes per value, 100 attributes) and the message would be nacked forever.
+    body = json.dumps(
+        message("NbacGamebookProcessor", "\U0001f3c0" * 2000, "2025-12-30", "2025-12-31T06:00:00Z")
+    )
+    attributes = {f"a{n:03d}": "v" for n in range(120)}
+    rig = Rig(policy)
+    assert (
+        await rig.engine.deliver(PHASE2_TOPIC, "bad-1", body.encode(), attributes) is Delivery.DEAD_LETTERED
+    )
+    [letter] = rig.publisher.on("cascade-dead-letter")
+    assert len(letter.attributes) == 100
+    assert all(len(value.encode()) <= 1024 for value in letter.attributes.values())
+    assert letter.attributes["category"] == "wrong_phase" and letter.attributes["message_id"] == "bad-1"
+    assert letter.attributes["reason"].startswith("phase '\U0001f3c0")
+    [row] = rig.rows("dead_letter")
+    assert len(row["reason"]) > 2000  # the audit row keeps the whole reason
 
 
 async def test_dead_letter_publish_failure_propagates_so_the_message_is_redelivered(policy: Policy) -> None:
@@ -434,6 +522,53 @@ async def test_concurrent_deliveries_each_report_their_own_outcome(policy: Polic
         tasks.start_soon(deliver, "m-1", first)  # a redelivery
         tasks.start_soon(deliver, "m-2", other_date)  # new, on another date
     assert outcomes == {"m-1": Delivery.DUPLICATE, "m-2": Delivery.ROUTED}
+
+
+async def test_many_concurrent_deliveries_with_interleaved_duplicates_each_report_their_own_outcome(
+    policy: Policy,
+) -> None:
+    """20 dates, every message delivered once or twice (redeliveries racing their original), malformed ones
+    among them, all at once in one task group on a store that yields on every update: each delivery reports
+    what its own step decided (issue 7 took the outcome from the step; this is the test that holds it)."""
+    rig = Rig(policy)
+    rig.engine = Engine(
+        lambda: policy,
+        YieldingStore(rig.store),
+        rig.publisher,
+        rig.audit,
+        rig.clock,
+        EngineConfig(concurrent=True),
+    )
+    ts = "2025-12-31T06:00:00Z"
+    dates = [f"2025-12-{day:02d}" for day in range(11, 31)]  # the 30th is overnight, the rest backfill
+    deliveries: list[tuple[str, bytes]] = []
+    for n, game_date in enumerate(dates):
+        for name in PHASE2_CLASSES:
+            body = json.dumps(message(name, "phase_2_raw", game_date, ts, output_table=f"ds.{name}")).encode()
+            message_id = f"{game_date}/{name}"
+            deliveries += [(message_id, body)] * (2 if (n + len(name)) % 3 == 0 else 1)
+        deliveries.append((f"{game_date}/garbled", b"{not json"))
+    random.Random(9).shuffle(deliveries)
+    reported: defaultdict[str, list[Delivery]] = defaultdict(list)
+
+    async def deliver(message_id: str, body: bytes) -> None:
+        reported[message_id].append(await rig.engine.deliver(PHASE2_TOPIC, message_id, body, {}))
+
+    async with anyio.create_task_group() as tasks:
+        for message_id, body in deliveries:
+            tasks.start_soon(deliver, message_id, body)
+    sent = Counter(message_id for message_id, _ in deliveries)
+    for message_id, outcomes in reported.items():
+        if message_id.endswith("garbled"):
+            assert outcomes == [Delivery.DEAD_LETTERED]
+        else:  # whichever copy took the key's lock first routed it; every other copy is a duplicate
+            assert sorted(outcomes) == sorted(
+                [Delivery.ROUTED] + [Delivery.DUPLICATE] * (sent[message_id] - 1)
+            )
+    assert sum(len(o) for o in reported.values()) == len(deliveries)
+    triggered = Counter(row["game_date"] for row in rig.rows("trigger"))
+    assert triggered == Counter({"2025-12-30": 1})  # backfills wait for an operator
+    assert len(rig.rows("input")) == len(dates) * len(PHASE2_CLASSES)
 
 
 class TickingClock(VirtualClock):

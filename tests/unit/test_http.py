@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.errors import TransientError
-from ops.http import AdminActions, make_app
+from ops.http import MAX_BODY_BYTES, AdminActions, make_app
 from ops.metrics import Metrics
 from router.keys import Key
 
@@ -261,4 +263,74 @@ async def test_a_transient_backend_failure_is_503_so_the_operator_retries(
 async def test_admin_routes_accept_only_post(client: TestClient[Any, Any], admin: RecordingAdmin) -> None:
     response = await client.get(ADMIN_CALLS[0][0], headers=AUTH)
     assert response.status == 405
+    assert admin.calls == []
+
+
+async def test_a_body_over_the_limit_is_413_unread_and_changes_nothing(
+    client: TestClient[Any, Any], admin: RecordingAdmin
+) -> None:
+    body = {"operator": "alice", "reason": "r", "padding": "x" * MAX_BODY_BYTES}
+    response = await client.post(ADMIN_CALLS[1][0], json=body, headers=AUTH)
+    assert response.status == 413
+    assert "larger than 16384 bytes" in (await response.json())["error"]
+    assert admin.calls == []
+
+
+async def test_a_chunked_body_over_the_limit_is_413_and_changes_nothing(
+    client: TestClient[Any, Any], admin: RecordingAdmin
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit is found while reading
+        yield b'{"operator": "alice", "reason": "r", "padding": "'
+        for _ in range(64):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = await client.post(ADMIN_CALLS[1][0], data=chunks(), headers=AUTH)
+    assert response.status == 413
+    assert admin.calls == []
+
+
+async def test_a_body_just_under_the_limit_is_read_whole(
+    client: TestClient[Any, Any], admin: RecordingAdmin
+) -> None:
+    body = {"operator": "alice", "reason": "r", "padding": ""}
+    body["padding"] = "x" * (MAX_BODY_BYTES - len(json.dumps(body)))
+    assert len(json.dumps(body)) == MAX_BODY_BYTES
+    response = await client.post(ADMIN_CALLS[1][0], data=json.dumps(body).encode(), headers=AUTH)
+    assert response.status == 200
+    assert len(admin.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 8_000 + b"]" * 8_000, b'{"operator": "\xff\xfe"}', b'{"operator": NaN'],
+    ids=["nested-8k", "invalid-utf8", "truncated"],
+)
+async def test_a_hostile_body_is_400_not_a_server_error_and_changes_nothing(
+    client: TestClient[Any, Any], admin: RecordingAdmin, data: bytes
+) -> None:
+    # Was: 8k nested lists (16 KB) raised RecursionError out of json.loads, a 500 with a traceback.
+    response = await client.post(ADMIN_CALLS[0][0], data=data, headers=AUTH)
+    assert response.status == 400
+    assert "not JSON" in (await response.json())["error"]
+    assert admin.calls == []
+
+
+async def test_a_token_header_that_is_not_utf8_is_401_not_a_server_error(
+    client: TestClient[Any, Any], admin: RecordingAdmin
+) -> None:
+    host, port = client.server.host, client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    request = (
+        f"POST {ADMIN_CALLS[0][0]} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n".encode()
+        + b"Authorization: Bearer \xff\xfe"
+        + TOKEN.encode()
+        + b"\r\nConnection: close\r\n\r\n{}"
+    )
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"401"
     assert admin.calls == []
