@@ -294,7 +294,9 @@ class CalendarSpec(Frozen):
         first, last = self.season_first, self.season_last
         for name, span in self.off_days.items():
             if span.first < first or span.last > last:
-                raise LocatedError(("off_days", name), f"{span.first}..{span.last} is outside the season {first}..{last}")
+                raise LocatedError(
+                    ("off_days", name), f"{span.first}..{span.last} is outside the season {first}..{last}"
+                )
         return self
 
     @property
@@ -360,8 +362,8 @@ class Policy(Frozen):
         if not (0, parse_hhmm_minutes(self.overnight_cutover)) <= opens < (2, 0):
             raise LocatedError(
                 ("calendar", "open_at"),
-                f"must be from the overnight cut-over ({self.overnight_cutover}) on the game date to the end of "
-                "the next day: earlier pins same_day (fails before the overnight run), later is backfill "
+                f"must be from the overnight cut-over ({self.overnight_cutover}) on the game date to the end "
+                "of the next day: earlier pins same_day (fails before the overnight run), later is backfill "
                 "(no deadline)",
             )
 

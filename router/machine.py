@@ -339,7 +339,8 @@ def _self_heal(
 
 
 def _nothing(state: DateState) -> str:
-    """Leads an alert for a key the calendar opened that has had no completion at all (a silent game day): the date is what the operator must chase, not a list of missing processors."""
+    """Leads an alert for a key the calendar opened that has had no completion at all (a silent game day):
+    the date is what the operator must chase, not a list of missing processors."""
     if not state.expected or state.reports or state.unknown:
         return ""
     return f"no completion at all for {state.key.game_date} ({state.key.transition}): "

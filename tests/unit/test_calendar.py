@@ -48,13 +48,21 @@ TZ = "America/New_York"
         pytest.param("2026-02-04", "2026-02-02", [], id="reversed-span"),
     ],
 )
-def test_expected_game_days_are_the_season_days_minus_off_days(first: str, last: str, expected: list[str]) -> None:
+def test_expected_game_days_are_the_season_days_minus_off_days(
+    first: str, last: str, expected: list[str]
+) -> None:
     assert expected_game_days(SMALL, D(first), D(last)) == [D(day) for day in expected]
 
 
 @pytest.mark.parametrize(
     ("day", "game_day"),
-    [("2026-02-01", True), ("2026-02-05", False), ("2026-02-15", False), ("2026-02-21", False), ("2026-02-24", True)],
+    [
+        ("2026-02-01", True),
+        ("2026-02-05", False),
+        ("2026-02-15", False),
+        ("2026-02-21", False),
+        ("2026-02-24", True),
+    ],
 )
 def test_a_day_is_a_game_day_inside_a_range_and_outside_every_off_day(day: str, game_day: bool) -> None:
     assert is_game_day(SMALL, D(day)) is game_day
@@ -91,7 +99,9 @@ def test_an_expected_day_opens_an_hour_before_the_overnight_fallback(game_date: 
         pytest.param("2026-02-03T09:00", "2026-02-04", "2026-02-04T15:00", id="span-long-enough"),
     ],
 )
-def test_a_silence_alerts_after_its_hours_of_game_days(heard_at: str, last: str | None, alert_at: str | None) -> None:
+def test_a_silence_alerts_after_its_hours_of_game_days(
+    heard_at: str, last: str | None, alert_at: str | None
+) -> None:
     due = silence_alert_at(SMALL, at(heard_at), 30 * 3600, TZ, D(last) if last else None)
     assert due == (at(alert_at) if alert_at else None)
 
@@ -113,7 +123,9 @@ def test_the_nba_policy_ships_the_2025_26_season(policy: Policy) -> None:
     assert calendar.game_days["playoffs"].first == D("2026-04-18")
     not_played = ["2025-11-27", "2025-12-24", "2026-02-13", "2026-02-18", "2026-04-13", "2025-10-20"]
     assert [day for day in not_played if is_game_day(calendar, D(day))] == []
-    assert all(is_game_day(calendar, D(day)) for day in ["2025-10-21", "2025-12-25", "2026-02-19", "2026-06-01"])
+    assert all(
+        is_game_day(calendar, D(day)) for day in ["2025-10-21", "2025-12-25", "2026-02-19", "2026-06-01"]
+    )
 
 
 # -- validation ------------------------------------------------------------------------------------------
@@ -206,7 +218,11 @@ def _with(calendar: CalendarSpec, policy: Policy) -> Policy:
         ),
         # Off days are never opened.
         pytest.param(
-            "2026-02-12", "2026-02-19", ["2026-02-21T00:00"], [["2026-02-12", "2026-02-19"]], id="break-skipped"
+            "2026-02-12",
+            "2026-02-19",
+            ["2026-02-21T00:00"],
+            [["2026-02-12", "2026-02-19"]],
+            id="break-skipped",
         ),
     ],
 )

@@ -85,7 +85,9 @@ def test_a_recording_of_one_date_opens_no_other(policy: Policy) -> None:
 
 
 def test_the_calendar_opens_a_key_in_its_mode_and_pins_it(policy: Policy) -> None:
-    opened = step(None, key("phase2_to_phase3", "2026-02-03"), ev.ExpectedDayStarted(), utc("2026-02-04T10:00"), policy)
+    opened = step(
+        None, key("phase2_to_phase3", "2026-02-03"), ev.ExpectedDayStarted(), utc("2026-02-04T10:00"), policy
+    )
 
     assert opened.state is not None and opened.state.mode is Mode.OVERNIGHT and opened.state.expected
     assert PinMode(key("phase2_to_phase3", "2026-02-03"), Mode.OVERNIGHT, False) in opened.effects
@@ -93,7 +95,9 @@ def test_the_calendar_opens_a_key_in_its_mode_and_pins_it(policy: Policy) -> Non
 
 def test_a_key_that_is_open_already_is_not_reopened(policy: Policy) -> None:
     k = key("phase2_to_phase3", "2026-02-03")
-    first = step(None, k, arrived("odds_game_lines", utc("2026-02-04T06:00")), utc("2026-02-04T06:00"), policy)
+    first = step(
+        None, k, arrived("odds_game_lines", utc("2026-02-04T06:00")), utc("2026-02-04T06:00"), policy
+    )
     again = step(first.state, k, ev.ExpectedDayStarted(), utc("2026-02-04T10:00"), policy)
 
     assert again.state == first.state and not again.effects
