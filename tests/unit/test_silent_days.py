@@ -7,6 +7,9 @@ from pathlib import Path
 
 import anyio
 
+from adapters.clock import VirtualClock
+from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
+from ops.engine import Engine, EngineConfig
 from ops.replay import ReplayResult, read_recording, replay
 from policies.model import Mode, Policy
 from router import events as ev
@@ -101,3 +104,25 @@ def test_a_key_that_is_open_already_is_not_reopened(policy: Policy) -> None:
     again = step(first.state, k, ev.ExpectedDayStarted(), utc("2026-02-04T10:00"), policy)
 
     assert again.state == first.state and not again.effects
+
+
+def _engine(policy: Policy, store: MemoryStateStore, clock: VirtualClock, instance: str) -> Engine:
+    return Engine(lambda: policy, store, MemoryPublisher(), MemoryAuditSink(), clock, EngineConfig(instance))
+
+
+def test_the_daemon_opens_yesterday_once_and_a_second_instance_agrees(policy: Policy) -> None:
+    async def scenario() -> None:
+        store, clock = MemoryStateStore(), VirtualClock(utc("2026-02-04T09:59"))
+        first, second = _engine(policy, store, clock, "a"), _engine(policy, store, clock, "b")
+        silent = key("phase2_to_phase3", "2026-02-03")
+
+        assert await first.follow_calendar() == []  # 04:59 ET: not yet
+        clock.set(utc("2026-02-04T10:00"))
+        assert await first.follow_calendar() == [silent.game_date]
+        assert await first.follow_calendar() == []  # each day once
+        assert [r.mode for r in await store.recent(silent.game_date)] == [Mode.OVERNIGHT]  # pinned, shared
+
+        await second.follow_calendar()  # opened elsewhere: merged in the shared mode, not opened again
+        assert second.states[silent].mode is Mode.OVERNIGHT and not second.states[silent].expected
+
+    anyio.run(scenario)
