@@ -239,6 +239,7 @@ class Daemon:
         """Timers run without messages: re-checks, deadlines, breaker cooldowns, publish retries."""
         while True:
             try:
+                await self.engine.follow_calendar()  # silent game days open, a long silence alerts
                 await self.engine.fire_due()
             except TransientError as exc:
                 log.warning("timer pass interrupted, retrying on the next tick: %s", exc)

@@ -33,8 +33,10 @@ from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import Notifier
 from ops.day_watch import DayWatch
+from ops.expected_days import ExpectedDays
 from ops.timer_queue import TimerQueue
 from ops.trigger_sender import TriggerObserver, TriggerSender
+from policies.calendar import first_transitions
 from policies.model import Policy
 from router import events as ev
 from router.effects import (
@@ -59,7 +61,7 @@ from views.watch import Verdict
 log = logging.getLogger("cascade.engine")
 
 # Decisions that write nothing must still see every instance's inputs: read the record for them.
-READ_FRESH = (ev.Tick, ev.ForceTrigger, ev.ResetBreaker, ev.Restored)
+READ_FRESH = (ev.Tick, ev.ForceTrigger, ev.ResetBreaker, ev.Restored, ev.ExpectedDayStarted)
 
 __all__ = ["Delivery", "Engine", "EngineConfig", "TriggerObserver"]
 
@@ -112,6 +114,8 @@ class Engine:
         self._locks: defaultdict[Key, anyio.Lock] = defaultdict(lambda: anyio.Lock(fast_acquire=True))
         self._concurrent = config.concurrent
         self.watch = watch
+        # The game-day calendar: None until replay gives its span or the daemon first follows the clock.
+        self.expected: ExpectedDays | None = None
 
     # --- inputs -----------------------------------------------------------------------------------------
 
@@ -160,8 +164,32 @@ class Engine:
             await self.submit(record.key, ev.Restored(record.mode, (), record.published_at))
         return len(records)
 
+    async def follow_calendar(self) -> list[date]:
+        """Open the first transition's key of every expected game day whose opening instant has passed and
+        that has no key yet, so its deadlines and alerts run without any message; and alert once when no
+        completion arrived for the policy's silence. Returns the game dates looked at (the daemon calls
+        this from its tick loop; replay through `fire_due`, once it set `expected`)."""
+        if self.expected is None:
+            self.expected = ExpectedDays()  # the daemon: from yesterday, following the clock
+        now, policy = self._clock.now(), self._policy()
+        days = self.expected.due(now, policy)
+        for day in days:
+            for transition in first_transitions(policy):
+                key = Key(day, transition)
+                if key not in self.states:
+                    await self.submit(key, ev.ExpectedDayStarted())
+        silence = self.expected.silence_alert(now, policy)
+        if silence is not None:
+            rows: list[AuditRow] = []
+            await self._notifier.alert(silence, now, policy.alerts, rows, audit_rows.AlertContext())
+            if rows:
+                await self._audit.write(rows)
+        return days
+
     async def fire_due(self) -> int:
         """Run every timer that is due now; returns how many keys were ticked."""
+        if self.expected is not None:
+            await self.follow_calendar()
         now = self._clock.now()
         fired = 0
         while (key := self._timers.pop_due(now)) is not None:
@@ -184,7 +212,10 @@ class Engine:
         policy = self._policy()
         summary_at = self._notifier.gate.next_flush_at(policy.alerts)
         watch_at = self.watch.next_due(policy) if self.watch is not None else None
-        candidates = (self._timers.next_at(), summary_at, watch_at)
+        calendar_at = self.expected.next_at(policy) if self.expected is not None else None
+        if calendar_at is not None:
+            calendar_at = max(calendar_at, self._clock.now())  # a day due before replay began opens at once
+        candidates = (self._timers.next_at(), summary_at, watch_at, calendar_at)
         return min((at for at in candidates if at is not None), default=None)
 
     def forget(self, before: date) -> int:
@@ -252,6 +283,8 @@ class Engine:
                     await self._notifier.ended(effect, rows)
                 case RecordCompletion():
                     rows.append(audit_rows.input_row(now, effect))
+                    if self.expected is not None:
+                        self.expected.heard(now)
                 case EmitDecision():
                     rows.append(audit_rows.decision_row(now, effect))
                 case SetTimer(at=at) if at is not None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
 from adapters.ports import AuditRow
 from ops.day_watch import DayWatch
 from ops.engine import Delivery, Engine, EngineConfig
+from ops.expected_days import ExpectedDays
+from policies.calendar import expected_game_days
 from policies.model import Policy
 from router.keys import Key
 from router.state import DateState
@@ -153,6 +155,7 @@ async def replay(
         EngineConfig(instance_id="replay", concurrent=False),
         watch=DayWatch(policy),
     )
+    engine.expected = _expected_days(deliveries, policy)
     outcomes: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
     with _frozen_history():
         for count, delivery in enumerate(deliveries, start=1):
@@ -165,6 +168,28 @@ async def replay(
             outcomes[await engine.deliver(delivery.topic, delivery.message_id, body, attributes)] += 1
         await advance(engine, clock, end)
     return ReplayResult(audit.rows, dict(engine.states), publisher, outcomes, end)
+
+
+def _expected_days(deliveries: list[RecordedDelivery], policy: Policy) -> ExpectedDays | None:
+    """The calendar's part in a replay: the game days between the first and the last recorded game date
+    (a recording of one date opens no other; a recording that skips a game day shows it failing)."""
+    span = game_date_span(deliveries)
+    if policy.calendar is None or span is None or not expected_game_days(policy.calendar, *span):
+        return None
+    return ExpectedDays(*span)
+
+
+def game_date_span(deliveries: Iterable[RecordedDelivery]) -> tuple[date, date] | None:
+    """The first and last `game_date` the recorded bodies name (unreadable ones are not dates: ignored)."""
+    named = {d.data.get("game_date") for d in deliveries if isinstance(d.data, dict)}
+    dates = []
+    for text in named:
+        if isinstance(text, str):
+            try:
+                dates.append(date.fromisoformat(text))
+            except ValueError:
+                continue
+    return (min(dates), max(dates)) if dates else None
 
 
 @contextmanager

@@ -9,6 +9,7 @@ setting.
 from __future__ import annotations
 
 import re
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -247,6 +248,66 @@ class SloSpec(Frozen):
         return self.modes.get(mode, ModeSlo())
 
 
+class DateRange(Frozen):
+    """Local calendar days `first` .. `last`, both included."""
+
+    first: date
+    last: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.last < self.first:
+            raise LocatedError(("last",), f"{self.last} is before first ({self.first})")
+        return self
+
+    def holds(self, day: date) -> bool:
+        return self.first <= day <= self.last
+
+
+class CalendarSpec(Frozen):
+    """The season's game days: which dates must see a run even when no message arrives for them."""
+
+    # Named ranges in season order (regular season, play-in, playoffs): each starts after the previous ends.
+    game_days: dict[str, DateRange] = Field(min_length=1)
+    # Days inside those ranges with no game (All-Star break, holidays); each inside the season.
+    off_days: dict[str, DateRange] = {}
+    # When an expected game day that has no key yet is opened, relative to the game date. At or after the
+    # overnight cut-over of the game date (so the calendar pins overnight, never same_day: a same-day key
+    # would fail at its 13:00 self-heal before the overnight run even started), and at most a day later
+    # (later is backfill, which has no deadline). Default: an hour before the overnight fallback (06:00).
+    open_at: LocalTime = LocalTime(day_offset=1, at="05:00")
+    # Alert `no_completions` once when no completion message at all arrived for this long, counting only
+    # the hours of game days (off days and the off-season do not count). None: never.
+    silence_alert_after_s: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalendarSpec:
+        previous: tuple[str, DateRange] | None = None
+        for name, span in self.game_days.items():
+            if previous is not None and span.first <= previous[1].last:
+                raise LocatedError(
+                    ("game_days", name, "first"),
+                    f"{span.first} is not after {previous[0]} (ends {previous[1].last}): ranges go in "
+                    "season order and do not overlap",
+                )
+            previous = (name, span)
+        first, last = self.season_first, self.season_last
+        for name, span in self.off_days.items():
+            if span.first < first or span.last > last:
+                raise LocatedError(
+                    ("off_days", name), f"{span.first}..{span.last} is outside the season {first}..{last}"
+                )
+        return self
+
+    @property
+    def season_first(self) -> date:
+        return next(iter(self.game_days.values())).first
+
+    @property
+    def season_last(self) -> date:
+        return list(self.game_days.values())[-1].last
+
+
 class Policy(Frozen):
     version: int = 1
     timezone: str = "America/New_York"
@@ -261,6 +322,8 @@ class Policy(Frozen):
     publish_retry: RetrySpec = RetrySpec()
     alerts: AlertLimitSpec = AlertLimitSpec()
     slo: SloSpec = SloSpec()
+    # None: no game-day calendar (no day is opened on the clock, no silence alert).
+    calendar: CalendarSpec | None = None
     _names: NameIndex | None = PrivateAttr(default=None)
 
     @field_validator("overnight_cutover")
@@ -289,7 +352,20 @@ class Policy(Frozen):
         self._check_references()
         self._check_topics()
         self._check_aliases_unambiguous()
+        self._check_calendar()
         return self
+
+    def _check_calendar(self) -> None:
+        if self.calendar is None:
+            return
+        opens = (self.calendar.open_at.day_offset, self.calendar.open_at.minutes)
+        if not (0, parse_hhmm_minutes(self.overnight_cutover)) <= opens < (2, 0):
+            raise LocatedError(
+                ("calendar", "open_at"),
+                f"must be from the overnight cut-over ({self.overnight_cutover}) on the game date to the end "
+                "of the next day: earlier pins same_day (fails before the overnight run), later is backfill "
+                "(no deadline)",
+            )
 
     def _check_references(self) -> None:
         for name, transition in self.transitions.items():

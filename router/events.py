@@ -89,6 +89,13 @@ class OpenedByUpstream:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedDayStarted:
+    """The calendar says this game date must see a run and nothing opened its first transition yet: open it
+    in the mode the calendar gives now, so its deadlines run without any message. A key that is open already
+    (here or, merged from the shared record, on another instance) is left as it is."""
+
+
+@dataclass(frozen=True, slots=True)
 class ResetBreaker:
     operator: str
 
@@ -109,6 +116,7 @@ Event = (
     | AlreadyPublished
     | ClaimHeldElsewhere
     | OpenedByUpstream
+    | ExpectedDayStarted
     | ResetBreaker
     | ForceTrigger
 )

@@ -17,7 +17,7 @@ from policies import breaker as breakers
 from policies.breaker import Breaker, BreakerState
 from policies.decision import CheckResult, Decision, check
 from policies.model import Mode, Policy, Status
-from policies.modes import ModeHints, detect_mode, hinted_mode
+from policies.modes import ModeHints, calendar_mode, detect_mode, hinted_mode
 from router import events as ev
 from router.effects import (
     Cause,
@@ -73,6 +73,8 @@ def _dispatch(
             return _on_completion(state, key, event, now, policy, out)
         case ev.OpenedByUpstream():
             return _on_opened(state, key, event, now, policy, out)
+        case ev.ExpectedDayStarted():
+            return _on_expected(state, key, now, policy, out)
         case ev.Synced():
             return _on_synced(state, key, event, now, policy, out)
         case ev.Restored():
@@ -124,6 +126,15 @@ def _on_opened(
     if state is not None:
         return state if state.correlation_id else state.evolve(correlation_id=event.correlation_id)
     return _open(key, event.mode, now, policy, out).evolve(correlation_id=event.correlation_id)
+
+
+def _on_expected(
+    state: DateState | None, key: Key, now: datetime, policy: Policy, out: list[Effect]
+) -> DateState:
+    if state is not None:
+        return state  # opened by a message, upstream or another instance: never re-opened
+    mode = calendar_mode(key.game_date, now, policy.timezone, policy.overnight_cutover)
+    return _open(key, mode, now, policy, out).evolve(expected=True)
 
 
 def _on_completion(
@@ -305,7 +316,7 @@ def _fallback(
     if _criticals_ok(result) and result.completeness >= mode.completeness:
         return begin_publish(state, Source.FALLBACK, True, result, now, policy, out)
     low = mode.alert_below is not None and result.completeness < mode.alert_below
-    text = f"fallback deadline passed for {state.key} ({state.mode}): {_summary(result)}"
+    text = f"{_nothing(state)}fallback deadline passed for {state.key} ({state.mode}): {_summary(result)}"
     out.append(alert(state, "fallback_deadline_missed", Severity.CRITICAL if low else Severity.WARNING, text))
     return _settle_non_proceeding(state, result, out)
 
@@ -319,16 +330,24 @@ def _self_heal(
             state,
             "self_heal",
             Severity.WARNING,
-            f"self-heal deadline reached for {state.key}: {_summary(result)}",
+            f"{_nothing(state)}self-heal deadline reached for {state.key}: {_summary(result)}",
         )
     )
     if _criticals_ok(result):
         return begin_publish(state, Source.SELF_HEAL, True, result, now, policy, out)
-    text = f"{state.key} cannot proceed without its critical inputs: {_summary(result)}"
+    text = f"{_nothing(state)}{state.key} cannot proceed without its critical inputs: {_summary(result)}"
     out.append(alert(state, "manual_intervention_required", Severity.CRITICAL, text))
     state = state.evolve(phase=Phase.FAILED, last=result)
     out.append(ended(state, "failed", now))
     return state
+
+
+def _nothing(state: DateState) -> str:
+    """Leads an alert for a key the calendar opened that has had no completion at all (a silent game day):
+    the date is what the operator must chase, not a list of missing processors."""
+    if not state.expected or state.reports or state.unknown:
+        return ""
+    return f"no completion at all for {state.key.game_date} ({state.key.transition}): "
 
 
 def _summary(result: CheckResult) -> str:

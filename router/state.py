@@ -71,6 +71,8 @@ class DateState:
     wake_at: datetime | None = None
     # Newest report time among inputs: the start of the trigger latency measurement.
     last_input_at: datetime | None = None
+    # Opened by the game-day calendar, not by a message or the upstream transition (a silent game day).
+    expected: bool = False
 
     def evolve(self, **changes: Any) -> DateState:
         """A copy with `changes` applied. `dataclasses.replace` does the same ~10x slower; the machine copies
