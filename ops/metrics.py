@@ -38,7 +38,7 @@ ALERT_NAMES = frozenset(
     {
         *("unknown_processor", "fallback_deadline_missed", "self_heal", "manual_intervention_required"),
         *("critical_input_failed", "force_ignored", "publish_failed", "circuit_open", "alerts_suppressed"),
-        *("slo_violation", "slo_at_risk", "pipeline_stuck"),
+        *("slo_violation", "slo_at_risk", "pipeline_stuck", "no_completions"),
     }
 )
 # Lower case, like the `severity` label of the Prometheus alert rules, so one matcher reads both.

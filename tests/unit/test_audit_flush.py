@@ -39,7 +39,9 @@ async def silent_bigquery() -> AsyncIterator[str]:
 
 def audit_rows(count: int) -> list[AuditRow]:
     at = datetime(2025, 12, 31, 6, 0, tzinfo=UTC)
-    return [dead_letter_row(at, "nba-phase2-raw-complete", f"m-{n}", "not JSON") for n in range(count)]
+    return [
+        dead_letter_row(at, "nba-phase2-raw-complete", f"m-{n}", "not_json", "not JSON") for n in range(count)
+    ]
 
 
 def spooled(path: Path) -> list[dict[str, object]]:
