@@ -16,7 +16,7 @@ from policies.model import Mode, Policy
 from policies.modes import calendar_mode
 from views.board import ExpectedInput, day_board, local_text
 from views.eta import DurationBook
-from views.history import AlertSent, Check, DayHistory
+from views.history import AlertSent, Check, DayHistory, zulu_seconds
 
 Json = dict[str, Any]
 _DEADLINE_ALERTS = ("fallback_deadline_missed", "self_heal", "manual_intervention_required")
@@ -57,7 +57,7 @@ def _last_instant(day: DayHistory) -> datetime:
 def _deadline(deadline: Any) -> Json:
     return {
         "kind": deadline.kind,
-        "at": _z(deadline.at),
+        "at": zulu_seconds(deadline.at),
         "local": deadline.local,
         "passed": deadline.passed,
         "outcome": deadline.outcome,
@@ -78,7 +78,7 @@ def _transition(
             {
                 "processor": e.processor,
                 "critical": e.critical,
-                "arrived_at": _z(e.arrived_at),
+                "arrived_at": zulu_seconds(e.arrived_at),
                 "arrived_local": local_text(e.arrived_at, tz) if e.arrived_at else None,
                 "status": e.status,
                 "coverage": e.coverage,
@@ -94,7 +94,7 @@ def _transition(
         if trigger is None
         else {
             "trigger_id": trigger.trigger_id,
-            "at": _z(trigger.at),
+            "at": zulu_seconds(trigger.at),
             "local": local_text(trigger.at, tz),
             "source": trigger.source,
             "degraded": trigger.degraded,
@@ -108,13 +108,13 @@ def _transition(
 
 def _alert(alert: AlertSent, tz: str) -> Json:
     return {
-        "at": _z(alert.at),
+        "at": zulu_seconds(alert.at),
         "local": local_text(alert.at, tz),
         "alert": alert.alert,
         "severity": alert.severity,
         "message": alert.message,
         "next_action": alert.next_action,
-        "next_at": _z(alert.next_at),
+        "next_at": zulu_seconds(alert.next_at),
     }
 
 
@@ -147,7 +147,7 @@ _STEP_ORDER = {"fallback_deadline_missed": 2, "self_heal": 2, "manual_interventi
 
 
 def _step(at: Any, tz: str, rule: str, outcome: str) -> Json:
-    return {"at": _z(at), "local": local_text(at, tz), "rule": rule, "outcome": outcome}
+    return {"at": zulu_seconds(at), "local": local_text(at, tz), "rule": rule, "outcome": outcome}
 
 
 def _rule(check: Check, policy: Policy) -> str:
@@ -207,10 +207,6 @@ def _days(offset: int) -> str:
     if offset == 0:
         return "on"
     return f"{abs(offset)} day(s) {'after' if offset > 0 else 'before'}"
-
-
-def _z(at: Any) -> str | None:
-    return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _deadline_text(deadline: Mapping[str, Any]) -> str:

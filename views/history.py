@@ -149,6 +149,11 @@ class DayHistory:
         return next((t for t in self.triggers if t.transition == transition), None)
 
 
+def zulu_seconds(at: datetime | None) -> str | None:
+    """An instant as the views' JSON shows it: UTC to the second, `...Z`; None stays None."""
+    return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @lru_cache(maxsize=1024)
 def parse_time(text: str) -> datetime:
     """An audit row's `at` as an aware UTC instant. Remembered: one step's rows share their instant."""

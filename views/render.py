@@ -13,15 +13,11 @@ from typing import Any
 from policies.model import Policy
 from views.board import DayBoard, PhaseStatus, day_board
 from views.eta import DurationBook
-from views.history import DayHistory
+from views.history import DayHistory, zulu_seconds
 from views.pulse import pulses
 from views.slo import Compliance, compliance, outcome
 
 Json = dict[str, Any]
-
-
-def _z(at: datetime | None) -> str | None:
-    return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def board_json(board: DayBoard) -> Json:
@@ -30,14 +26,14 @@ def board_json(board: DayBoard) -> Json:
         "mode": board.mode.value if board.mode else None,
         "state": board.state,
         "overall_pct": board.overall_pct,
-        "eta": _z(board.eta.at),
+        "eta": zulu_seconds(board.eta.at),
         "eta_local": board.eta_local,
         "eta_basis": board.eta.basis,
         "done": board.eta.done,
-        "slo_deadline": _z(board.slo_deadline),
+        "slo_deadline": zulu_seconds(board.slo_deadline),
         "slo_deadline_local": board.slo_deadline_local,
         "at_risk": board.at_risk,
-        "generated_at": _z(board.generated_at),
+        "generated_at": zulu_seconds(board.generated_at),
         "phases": [
             {
                 "phase": line.spec.label,
@@ -59,7 +55,7 @@ def board_json(board: DayBoard) -> Json:
                 "next_deadline": (
                     {
                         "kind": line.next_deadline.kind,
-                        "at": _z(line.next_deadline.at),
+                        "at": zulu_seconds(line.next_deadline.at),
                         "local": line.next_deadline.local,
                     }
                     if line.next_deadline

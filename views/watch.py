@@ -137,9 +137,7 @@ def _at_risk(
         f"{pulse.game_date} ({pulse.mode.value}): the export is expected at {local_text(eta.at, tz)} "
         f"({eta.basis}), after its SLO deadline {local_text(deadline, tz)}; now at {where}"
     )
-    effect = RaiseAlert("slo_at_risk", Severity.WARNING, pulse.game_date, where, text)
-    action, at = _next_deadline(pulse, policy, where, now)
-    return [WatchAlert(effect, pulse.mode.value, _missing(pulse, where), action, at)]
+    return [_with_context("slo_at_risk", Severity.WARNING, text, pulse, policy, where, now)]
 
 
 def _stuck(pulse: DatePulse, flags: WatchFlags, policy: Policy, now: datetime) -> list[WatchAlert]:
@@ -154,9 +152,23 @@ def _stuck(pulse: DatePulse, flags: WatchFlags, policy: Policy, now: datetime) -
         f"{pulse.game_date} ({pulse.mode.value}) made no progress for {idle_min:.0f} min "
         f"(no input or trigger since {local_text(pulse.last_progress_at, tz)}); now at {where}"
     )
-    effect = RaiseAlert("pipeline_stuck", Severity.ERROR, pulse.game_date, where, text)
+    return [_with_context("pipeline_stuck", Severity.ERROR, text, pulse, policy, where, now)]
+
+
+def _with_context(
+    name: str,
+    severity: Severity,
+    text: str,
+    pulse: DatePulse,
+    policy: Policy,
+    where: str | None,
+    now: datetime,
+) -> WatchAlert:
+    """An alert about the date as it stands at `where`: what is missing there and the next deadline."""
+    assert pulse.mode is not None
+    effect = RaiseAlert(name, severity, pulse.game_date, where, text)
     action, at = _next_deadline(pulse, policy, where, now)
-    return [WatchAlert(effect, pulse.mode.value, _missing(pulse, where), action, at)]
+    return WatchAlert(effect, pulse.mode.value, _missing(pulse, where), action, at)
 
 
 def _missing(pulse: DatePulse, transition: str | None) -> tuple[str, ...]:
