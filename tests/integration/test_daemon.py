@@ -116,14 +116,19 @@ def daemon(stack: Stack) -> Iterator[subprocess.Popen[str]]:
         process.wait(timeout=10)
 
 
-def start(stack: Stack) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
+def spawn(stack: Stack) -> subprocess.Popen[str]:
+    """`cascade run` as a subprocess, its output (both streams) on a text pipe; not waited for."""
+    return subprocess.Popen(
         [sys.executable, "-m", "ops.cli", "run"],
         env=stack.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def start(stack: Stack) -> subprocess.Popen[str]:
+    process = spawn(stack)
     ready = wait_until(lambda: stack.get("/readyz")[0] == 200 or process.poll() is not None, 60)
     if not ready or process.poll() is not None:
         process.kill()

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from adapters.bigquery_audit import provision_bigquery
 from adapters.pubsub import PubSubPublisher
-from tests.integration.test_daemon import Stack, metric, overnight_messages, start, stop
+from tests.integration.test_daemon import Stack, metric, overnight_messages, spawn, start, stop
 from tests.integration.test_daemon import stack as stack  # the fixture: the three emulators, provisioned
 from tests.support.bigquery_emulator import bigquery_emulator
 from tests.support.emulators import Emulator, wait_until
@@ -48,13 +47,7 @@ class Lines:
 
 
 def test_a_sighup_right_after_start_does_not_kill_the_daemon(stack: Stack) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "run"],
-        env=stack.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = spawn(stack)
     out = Lines(process)
     try:
         # The first thing run() does; the topic check, the history read and the rebuild come after it.
@@ -102,6 +95,16 @@ def spooled_message_ids(spool: Path) -> set[str]:
     return ids
 
 
+def audit_into(stack: Stack, bigquery: Emulator) -> Path:
+    """Point the daemon's audit at `bigquery` (this test's own, so it can be frozen), provision it there;
+    returns the spool file where rows wait while it does not answer."""
+    stack.env["BIGQUERY_EMULATOR_HOST"] = bigquery.host_port
+    anyio.run(
+        provision_bigquery, stack.project, "cascade_audit", None, f"http://{bigquery.host_port}/bigquery/v2"
+    )
+    return Path(stack.env["CASCADE_AUDIT_SPOOL_PATH"])
+
+
 async def publish_all(stack: Stack, messages: list[tuple[str, bytes]]) -> list[str]:
     async with aiohttp.ClientSession() as session:
         publisher = PubSubPublisher(stack.project, session=session, api_root=stack.pubsub_root)
@@ -111,15 +114,7 @@ async def publish_all(stack: Stack, messages: list[tuple[str, bytes]]) -> list[s
 def test_sigterm_while_bigquery_does_not_answer_spools_every_audit_row(
     stack: Stack, own_bigquery: Emulator, tmp_path: Path
 ) -> None:
-    stack.env["BIGQUERY_EMULATOR_HOST"] = own_bigquery.host_port
-    anyio.run(
-        provision_bigquery,
-        stack.project,
-        "cascade_audit",
-        None,
-        f"http://{own_bigquery.host_port}/bigquery/v2",
-    )
-    spool = Path(stack.env["CASCADE_AUDIT_SPOOL_PATH"])
+    spool = audit_into(stack, own_bigquery)
     process = start(stack)
     try:
         assert own_bigquery.process is not None
@@ -165,15 +160,7 @@ def test_a_crashed_task_still_spools_every_audit_row_and_exits_non_zero(
 ) -> None:
     """The fault is real: a subscription deleted while the daemon runs makes its pull answer 404, which is
     a ConfigurationError that crashes the consumer task (not a retry)."""
-    stack.env["BIGQUERY_EMULATOR_HOST"] = own_bigquery.host_port
-    anyio.run(
-        provision_bigquery,
-        stack.project,
-        "cascade_audit",
-        None,
-        f"http://{own_bigquery.host_port}/bigquery/v2",
-    )
-    spool = Path(stack.env["CASCADE_AUDIT_SPOOL_PATH"])
+    spool = audit_into(stack, own_bigquery)
     process = start(stack)
     try:
         assert own_bigquery.process is not None
