@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +21,9 @@ from pathlib import Path
 import anyio
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from adapters.clock import VirtualClock
-from adapters.ports import AuditRow
-from ops.day_watch import DayWatch
-from ops.http import make_app
-from ops.metrics import Metrics
-from ops.operator_view import OperatorView
 from ops.replay import ReplayResult, read_recording, replay
 from ops.report import date_boards, write_report
 from ops.web import render_date
@@ -43,7 +36,7 @@ from tests.support.browser import (
     save_screenshots,
 )
 from tests.support.emulators import free_port
-from views.history import parse_time
+from tests.support.operator_app import daemon_app
 
 CRITICAL = ROOT / "examples" / "critical_never_reports.jsonl"
 
@@ -141,24 +134,6 @@ def serving(app: web.Application) -> Iterator[str]:
         thread.join(timeout=5)
         loop.run_until_complete(runner.cleanup())
         loop.close()
-
-
-def daemon_app(rows: Sequence[AuditRow], policy: Policy) -> web.Application:
-    """The daemon's HTTP app with its operator view over these rows, as of the last of them."""
-    watch = DayWatch(policy, keep_rows=True)
-    watch.seed(rows)
-    clock = VirtualClock(max(parse_time(row["at"]) for row in rows))
-    view = OperatorView(watch, lambda: policy, clock, recent_days=30)
-    return make_app(
-        Metrics(CollectorRegistry()),
-        status_source=dict,
-        health=lambda: (True, {}),
-        ready=lambda: (True, {}),
-        admin=None,
-        admin_token=None,
-        known_transitions=lambda: set(policy.transitions),
-        view=view,
-    )
 
 
 def test_the_daemon_index_leads_to_the_date_page_showing_the_critical_wait(

@@ -15,17 +15,15 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
 
 from adapters.clock import VirtualClock
 from ops.cli import main
 from ops.day_watch import DayWatch
 from ops.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
-from ops.http import make_app
-from ops.metrics import Metrics
 from ops.operator_view import OperatorView
 from ops.policy_file import load_policy
 from ops.replay import ReplayResult, read_recording, replay, write_timeline
+from tests.support.operator_app import daemon_app
 from views.eta import DurationBook
 from views.explain import explain, render_text
 from views.history import by_date, parse_time
@@ -137,21 +135,7 @@ def test_status_without_a_router_says_how_to_reach_one(capsys: pytest.CaptureFix
 
 @pytest.fixture
 async def client(critical_day: ReplayResult) -> AsyncIterator[TestClient[Any, Any]]:
-    policy = load_policy(None)
-    clock = VirtualClock(parse_time(critical_day.rows[-1]["at"]))
-    watch = DayWatch(policy, keep_rows=True)
-    watch.seed(critical_day.rows)
-    view = OperatorView(watch, lambda: policy, clock, recent_days=30)
-    app = make_app(
-        Metrics(CollectorRegistry()),
-        status_source=dict,
-        health=lambda: (True, {}),
-        ready=lambda: (True, {}),
-        admin=None,
-        admin_token=None,
-        known_transitions=lambda: set(policy.transitions),
-        view=view,
-    )
+    app = daemon_app(critical_day.rows, load_policy(None))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     yield client
