@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from adapters.errors import PublishError, TransientError
-from adapters.ports import AuditRow, Change, KeyRecord, Outgoing, T
+from adapters.ports import AuditRow, Change, Journaled, KeyRecord, Outgoing, T
 from adapters.record_ops import RecordOperations
 from router.keys import Key
 from router.records import completion_document
@@ -21,9 +21,11 @@ from router.shared import EMPTY, ClaimState, SharedKey
 
 
 class SimulatedOutage:
-    """`fail_next(n)`: the next n calls that check `_outage(...)` raise, as an outage of the backend would."""
+    """`fail_next(n)`: the next n calls that check `_outage(...)` raise, as an outage of the backend would;
+    `down = True`: every call raises until it is set back (a long outage)."""
 
     _failures_left: int = 0
+    down: bool = False
 
     def fail_next(self, count: int) -> None:
         self._failures_left = count
@@ -31,6 +33,11 @@ class SimulatedOutage:
     def _outage(self, error: type[Exception], message: str) -> None:
         if self._failures_left > 0:
             self._failures_left -= 1
+            raise error(f"{message} (simulated outage)")
+        self._unless_down(error, message)
+
+    def _unless_down(self, error: type[Exception], message: str) -> None:
+        if self.down:
             raise error(f"{message} (simulated outage)")
 
 
@@ -65,9 +72,11 @@ class MemoryStateStore(SimulatedOutage, RecordOperations):
             kept[completion_id] = completion_document(new.inputs[completion_id], bodies.get(completion_id))
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
+        self._unless_down(TransientError, "state store unavailable during completions")
         return list(self.documents.get(key, {}).values())
 
     async def recent(self, since: date) -> list[KeyRecord]:
+        self._unless_down(TransientError, "state store unavailable during recent")
         return [
             KeyRecord(
                 key, shared.mode, shared.published_at if shared.claim_state is ClaimState.PUBLISHED else None
@@ -75,6 +84,24 @@ class MemoryStateStore(SimulatedOutage, RecordOperations):
             for key, shared in sorted(self.keys.items())
             if key.game_date >= since
         ]
+
+
+class MemoryJournal:
+    """`Journal` in memory (replay and unit tests): what `append` kept, until `clear`."""
+
+    def __init__(self) -> None:
+        self.kept: dict[Key, Journaled] = {}
+
+    def append(self, key: Key, record: SharedKey, bodies: Mapping[str, str]) -> None:
+        earlier = self.kept.get(key)
+        known = dict(earlier.bodies) if earlier is not None else {}
+        self.kept[key] = Journaled(record, {**known, **bodies})
+
+    def load(self) -> dict[Key, Journaled]:
+        return dict(self.kept)
+
+    def clear(self) -> None:
+        self.kept.clear()
 
 
 @dataclass(frozen=True, slots=True)

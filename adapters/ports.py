@@ -15,7 +15,18 @@ from policies.model import Mode
 from router.keys import Key
 from router.shared import Claim, SharedKey
 
-__all__ = ["AuditRow", "AuditSink", "Change", "Claim", "KeyRecord", "Outgoing", "Publisher", "StateStore"]
+__all__ = [
+    "AuditRow",
+    "AuditSink",
+    "Change",
+    "Claim",
+    "Journal",
+    "Journaled",
+    "KeyRecord",
+    "Outgoing",
+    "Publisher",
+    "StateStore",
+]
 
 AuditRow = Mapping[str, Any]
 T = TypeVar("T")
@@ -67,6 +78,33 @@ class StateStore(Protocol):
 
     async def recent(self, since: date) -> list[KeyRecord]:
         """Every key with a game date on or after `since` (its pinned mode and publish time)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Journaled:
+    """One key as this instance decided it on its own while the store was down: its record as the store
+    would hold it, and the message body of each completion recorded in it (by completion id)."""
+
+    record: SharedKey
+    bodies: Mapping[str, str]
+
+
+class Journal(Protocol):
+    """This instance's local, durable account of what it decided while the state store was down (its
+    "outage mode"), kept until the store holds it. Calls are synchronous and durable on return: a completion
+    is acked only after its key's record is in the journal."""
+
+    def append(self, key: Key, record: SharedKey, bodies: Mapping[str, str]) -> None:
+        """Keep `record` as the key's latest record (it includes every earlier one) and the new bodies."""
+        ...
+
+    def load(self) -> dict[Key, Journaled]:
+        """Every key journaled since the last `clear`: its latest record and all its bodies."""
+        ...
+
+    def clear(self) -> None:
+        """Forget everything: the store holds it now."""
         ...
 
 

@@ -2,8 +2,9 @@
 
 Builds everything from the settings (nothing else reads the environment or creates clients), checks that
 every topic and subscription the policy names exists, then runs in ONE task group: the Pub/Sub consumers,
-the timer loop, the audit flusher, the HTTP server and the signal watcher. If any of them crashes, the
-group is cancelled and the process exits non-zero; never a half-alive process.
+the timer loop, the state-store probe (in an outage), the audit flusher, the HTTP server and the signal
+watcher. If any of them crashes, the group is cancelled and the process exits non-zero; never a half-alive
+process.
 
 Lifecycle, in order. The signal handlers are installed first, before anything that can take time (building
 clients, checking topics, reading history, the rebuild): a SIGHUP during start is held and applied once the
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -38,6 +40,7 @@ from adapters.bigquery_history import BigQueryHistory
 from adapters.clock import SystemClock
 from adapters.errors import CascadeError, ConfigurationError, TransientError
 from adapters.firestore_store import FirestoreStateStore, firestore_client
+from adapters.journal import FileJournal
 from adapters.ports import AuditRow, AuditSink
 from adapters.pubsub import PubSubPublisher, PubSubSource
 from adapters.pubsub_admin import PubSubAdmin, completion_subscriptions
@@ -172,6 +175,7 @@ class Daemon:
             config,
             self._triggered,
             self.watch,
+            FileJournal(journal_path(settings)),
         )
 
     def _states_of(self, game_date: date) -> list[DateState]:
@@ -193,6 +197,7 @@ class Daemon:
                 tasks.start_soon(self.audit.run)
                 tasks.start_soon(self.notifications.run)
                 tasks.start_soon(self._tick_loop)
+                tasks.start_soon(self._probe_loop)
                 tasks.start_soon(self.source.run, self._handle)
                 log.info("cascade is routing", extra={"instance_id": self.settings.instance_id})
                 await self.progress.stopping.wait()
@@ -240,7 +245,7 @@ class Daemon:
         while True:
             try:
                 await self.engine.follow_calendar()  # silent game days open, a long silence alerts
-                await self.engine.fire_due()
+                await self.engine.fire_due(probe=False)
             except TransientError as exc:
                 log.warning("timer pass interrupted, retrying on the next tick: %s", exc)
             now = self.clock.now()
@@ -251,9 +256,17 @@ class Daemon:
                 await self._sweep(now)
             self.metrics.observe_engine(self.engine.states, now)
             self.metrics.observe_audit(self.audit.buffered, self.audit.spool_pending)
+            self.metrics.observe_store(self.engine.local.active, self.engine.local.journaled_keys)
             due = self.engine.next_due()
             wait_s = TICK_MAX_S if due is None else (due - self.clock.now()).total_seconds()
             await anyio.sleep(min(max(wait_s, 0.0), TICK_MAX_S))
+
+    async def _probe_loop(self) -> None:
+        """In a Firestore outage, try the store every `state_store.probe_every_s` (`Engine.probe_store`);
+        its own task, so a store that holds the call until its timeout never delays a timer."""
+        while True:
+            await self.engine.probe_store()
+            await anyio.sleep(TICK_MAX_S)
 
     def _forget(self, now: datetime) -> None:
         before = (now - timedelta(days=self.settings.recent_days + 1)).date()
@@ -370,6 +383,12 @@ class Daemon:
         await self.engine.submit(key, ev.ForceTrigger(operator, reason))
 
 
+def journal_path(settings: Settings) -> Path:
+    """Per instance, like the audit spool: by default next to it."""
+    spool = settings.audit_spool_path
+    return settings.journal_path or spool.with_name(spool.name + ".outage-journal")
+
+
 def _root(host_port: str | None, path: str) -> str | None:
     return f"http://{host_port}{path}" if host_port else None
 
@@ -420,9 +439,9 @@ async def _start_and_serve(settings: Settings, lifecycle: _Lifecycle) -> None:
                 await verify_topics(daemon, session)
                 daemon.since = (daemon.clock.now() - timedelta(days=settings.recent_days)).date()
                 await seed_history(daemon, session)  # first: the rows the rebuild writes come after these
-                restored = await daemon.engine.rebuild(daemon.since)
+                restored = await daemon.engine.recover(daemon.since)
                 log.info(
-                    "restored %d recent keys from the state store",
+                    "restored %d recent keys (from the state store, or the outage journal)",
                     restored,
                     extra={"since": daemon.since.isoformat()},
                 )

@@ -9,7 +9,10 @@ written once, conditionally. Only after that write landed is the new state commi
 outbound effects sent (trigger, alerts, status) — so an ack is only ever given for a recorded completion,
 and a trigger only ever published under a claim. If the store fails on a completion, the error propagates
 (the caller nacks) and nothing here changed; for other events (timers, publish outcomes, operators) the
-step runs on local state, because a deadline must fire even while the store is down.
+step runs on local state, because a deadline must fire even while the store is down. Once the store has
+failed for the policy's `state_store.outage_after_s`, the instance routes on its own (`ops.store_outage`):
+completions are journaled locally and acked, triggers published under a local claim, and the journal is
+written into the store when a probe finds it answering again.
 
 Events for one key are handled one at a time (a lock per key). A publish outcome is fed back to the machine
 under the same lock, so nothing interleaves between a publish and its confirmation. Work for other keys (a
@@ -29,11 +32,13 @@ import anyio
 
 from adapters.clock import Clock
 from adapters.errors import PermanentInputError, TransientError
-from adapters.ports import AuditRow, AuditSink, Publisher, StateStore
+from adapters.memory import MemoryJournal
+from adapters.ports import AuditRow, AuditSink, Journal, Publisher, StateStore
 from ops import audit_rows
 from ops.alerting import Notifier
 from ops.day_watch import DayWatch
 from ops.expected_days import ExpectedDays
+from ops.store_outage import LocalRouting, began_alert, recovered_alert
 from ops.timer_queue import TimerQueue
 from ops.trigger_sender import TriggerObserver, TriggerSender
 from policies.calendar import first_transitions
@@ -98,12 +103,14 @@ class Engine:
         config: EngineConfig = EngineConfig(),
         on_trigger: TriggerObserver | None = None,
         watch: DayWatch | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._policy = policy
         self._store = store
         self._audit = audit
         self._clock = clock
         self._who = Identity(config.instance_id, config.claim_lease_s)
+        self.local = LocalRouting(journal if journal is not None else MemoryJournal(), self._who)
         self._sender = TriggerSender(publisher, clock, on_trigger)
         self._notifier = Notifier(
             publisher, audit, config.alert_topic, config.status_topic, config.dead_letter_topic
@@ -116,6 +123,7 @@ class Engine:
         self.watch = watch
         # The game-day calendar: None until replay gives its span or the daemon first follows the clock.
         self.expected: ExpectedDays | None = None
+        self._rebuild_since: date | None = None  # a rebuild the store did not answer at start
 
     # --- inputs -----------------------------------------------------------------------------------------
 
@@ -164,6 +172,58 @@ class Engine:
             await self.submit(record.key, ev.Restored(record.mode, (), record.published_at))
         return len(records)
 
+    async def recover(self, since: date) -> int:
+        """At start: a journal left by an outage is written into the store first; if the store does not
+        answer, the outage goes on from the journal (its keys restored from it). Then `rebuild`; a store that
+        does not answer leaves it to the first successful probe. Returns how many keys were restored."""
+        now, policy = self._clock.now(), self._policy()
+        journaled = self.local.pending()
+        if journaled:
+            try:
+                await self.local.reconcile(self._store, now)
+                log.info("wrote %d journaled keys of an earlier outage into the state store", len(journaled))
+            except TransientError as exc:
+                log.warning("state store unavailable at start (%s): the outage goes on from the journal", exc)
+                self.local.health.begin_now(now, policy.state_store)
+                self.local.adopt(journaled)
+                for key, entry in journaled.items():
+                    published = entry.record.published_at if entry.record.claim_state == "published" else None
+                    await self.submit(key, ev.Restored(entry.record.mode, (), published))
+                return len(journaled)
+        try:
+            return await self.rebuild(since)
+        except TransientError as exc:
+            log.warning("state store unavailable at start (%s): keys are restored when it answers", exc)
+            self.local.health.failed(now, policy.state_store)
+            self._rebuild_since = since
+            return 0
+
+    async def probe_store(self) -> bool:
+        """In the outage, every `state_store.probe_every_s`: try the store by writing the journal into it;
+        when it answers the outage ends (alerted once each way). Returns whether the outage ended now."""
+        now, policy = self._clock.now(), self._policy()
+        health = self.local.health
+        if not health.probe_due(now):
+            return False
+        since = health.outage_since
+        try:
+            keys = await self.local.reconcile(self._store, now)
+        except TransientError as exc:
+            health.failed(now, policy.state_store)
+            log.warning("state store still unavailable: %s", exc)
+            return False
+        await self._alert_alone(recovered_alert(since, len(keys)), now, policy)
+        if self._rebuild_since is not None:
+            await self.rebuild(self._rebuild_since)
+            self._rebuild_since = None
+        for (
+            key
+        ) in keys:  # what other instances recorded meanwhile comes in with a fresh read, decided at once
+            state = self.states.get(key)
+            if state is not None and not state.settled:
+                await self.submit(key, ev.Restored(None, (), None))
+        return True
+
     async def follow_calendar(self) -> list[date]:
         """Open the first transition's key of every expected game day whose opening instant has passed and
         that has no key yet, so its deadlines and alerts run without any message; and alert once when no
@@ -180,16 +240,24 @@ class Engine:
                     await self.submit(key, ev.ExpectedDayStarted())
         silence = self.expected.silence_alert(now, policy)
         if silence is not None:
-            rows: list[AuditRow] = []
-            await self._notifier.alert(silence, now, policy.alerts, rows, audit_rows.AlertContext())
-            if rows:
-                await self._audit.write(rows)
+            await self._alert_alone(silence, now, policy)
         return days
 
-    async def fire_due(self) -> int:
-        """Run every timer that is due now; returns how many keys were ticked."""
+    async def _alert_alone(self, alert: RaiseAlert, now: datetime, policy: Policy) -> None:
+        """An alert about no key (a silence, the state store): rate-limited and audited like any other."""
+        rows: list[AuditRow] = []
+        await self._notifier.alert(alert, now, policy.alerts, rows, audit_rows.AlertContext())
+        if rows:
+            await self._audit.write(rows)
+
+    async def fire_due(self, probe: bool = True) -> int:
+        """Run every timer that is due now; returns how many keys were ticked. `probe`: also try the store
+        when in the outage (the daemon probes from a task of its own: a stopped store's timeout must not hold
+        the timers back)."""
         if self.expected is not None:
             await self.follow_calendar()
+        if probe:
+            await self.probe_store()
         now = self._clock.now()
         fired = 0
         while (key := self._timers.pop_due(now)) is not None:
@@ -215,7 +283,8 @@ class Engine:
         calendar_at = self.expected.next_at(policy) if self.expected is not None else None
         if calendar_at is not None:
             calendar_at = max(calendar_at, self._clock.now())  # a day due before replay began opens at once
-        candidates = (self._timers.next_at(), summary_at, watch_at, calendar_at)
+        probe_at = self.local.health.next_probe_at if self.local.active else None
+        candidates = (self._timers.next_at(), summary_at, watch_at, calendar_at, probe_at)
         return min((at for at in candidates if at is not None), default=None)
 
     def forget(self, before: date) -> int:
@@ -243,33 +312,74 @@ class Engine:
         """One event, decided and carried out at one time under one policy (a reload mid-event never mixes
         two policies); returns the outcome of the publish it started, if any."""
         now, policy = self._clock.now(), self._policy()
-        decided = await self._decide(key, event, now, policy)
-        return decided, await self._carry_out(key, decided, now, policy, pending)
+        decided, local = await self._decide(key, event, now, policy)
+        return decided, await self._carry_out(key, decided, now, policy, pending, local)
 
-    async def _decide(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> Decided:
-        """One store update: merge, step, fold (see the module docstring); then commit the state here."""
+    async def _decide(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> tuple[Decided, bool]:
+        """One store update: merge, step, fold (see the module docstring); then commit the state here.
+        Says whether it was decided in the outage mode, on this instance's own record."""
         state = self.states.get(key)
+        local = self.local.active
+        if local:
+            decided = self.local.decide(key, state, event, now, policy)
+        else:
+            try:
+                decided = await self._shared(key, state, event, now, policy)
+            except TransientError as exc:
+                decided, local = await self._without_store(key, state, event, now, policy, exc)
+        if decided.state is not None:
+            self.states[key] = decided.state
+        return decided, local
 
+    async def _shared(
+        self, key: Key, state: DateState | None, event: ev.Event, now: datetime, policy: Policy
+    ) -> Decided:
         def change(shared: SharedKey) -> tuple[SharedKey, Decided]:
             return decide(shared, state, key, event, now, policy, self._who)
 
         bodies = dict([body_of(event)]) if isinstance(event, ev.CompletionArrived) else None
-        try:
-            decided = await self._store.update(key, change, now, bodies, isinstance(event, READ_FRESH))
-        except TransientError as exc:
-            if isinstance(event, ev.CompletionArrived):
-                raise  # nack: decide on this message once the store answers again
-            log.warning("state store unavailable for %s (%s); deciding on local state", key, exc)
-            result = step(state, key, event, now, policy)
-            decided = Decided(result.state, result.effects)  # no claim: a publish fails and is retried
-        if decided.state is not None:
-            self.states[key] = decided.state
+        decided = await self._store.update(key, change, now, bodies, isinstance(event, READ_FRESH))
+        if not self.local.active:  # (a probe may have ended an outage meanwhile: nothing to reset then)
+            self.local.health.answered()
         return decided
 
+    async def _without_store(
+        self,
+        key: Key,
+        state: DateState | None,
+        event: ev.Event,
+        now: datetime,
+        policy: Policy,
+        exc: TransientError,
+    ) -> tuple[Decided, bool]:
+        """The store failed on this event. Past `state_store.outage_after_s` of failure the outage mode
+        decides it; before that a completion is nacked and anything else decided locally without a claim."""
+        if self.local.health.failed(now, policy.state_store):
+            log.error(
+                "state store unavailable since %s: routing on local state", self.local.health.failing_since
+            )
+            await self._alert_alone(
+                began_alert(self.local.health.failing_since, policy.state_store), now, policy
+            )
+        if self.local.active:
+            return self.local.decide(key, state, event, now, policy), True
+        if isinstance(event, ev.CompletionArrived):
+            raise exc  # nack: decide on this message once the store answers again
+        log.warning("state store unavailable for %s (%s); deciding on local state", key, exc)
+        result = step(state, key, event, now, policy)
+        return Decided(result.state, result.effects), False  # no claim: a publish fails and is retried
+
     async def _carry_out(
-        self, key: Key, decided: Decided, now: datetime, policy: Policy, pending: deque[FollowUp]
+        self,
+        key: Key,
+        decided: Decided,
+        now: datetime,
+        policy: Policy,
+        pending: deque[FollowUp],
+        local: bool = False,
     ) -> ev.Event | None:
-        """The outbound and local effects, in order; returns the outcome of a publish, if one was started."""
+        """The outbound and local effects, in order; returns the outcome of a publish, if one was started.
+        Rows of a decision taken in the outage mode say so (`state_store: unavailable`)."""
         rows: list[AuditRow] = []
         outcome: ev.Event | None = None
         for effect in decided.effects:
@@ -292,6 +402,8 @@ class Engine:
                 case OpenDownstream():
                     pending.append((effect.key, ev.OpenedByUpstream(effect.mode, effect.correlation_id)))
         if rows:
+            if local:
+                rows = [{**row, "state_store": "unavailable"} for row in rows]
             await self._audit.write(rows)
             if self.watch is not None:
                 await self._raise(self.watch.observe(rows, now, policy), now, policy)

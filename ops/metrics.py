@@ -39,6 +39,7 @@ ALERT_NAMES = frozenset(
         *("unknown_processor", "fallback_deadline_missed", "self_heal", "manual_intervention_required"),
         *("critical_input_failed", "force_ignored", "publish_failed", "circuit_open", "alerts_suppressed"),
         *("slo_violation", "slo_at_risk", "pipeline_stuck", "no_completions"),
+        *("state_store_unavailable", "state_store_recovered"),
     }
 )
 # Lower case, like the `severity` label of the Prometheus alert rules, so one matcher reads both.
@@ -134,6 +135,16 @@ class Metrics:
             "cascade_oldest_collecting_age_seconds",
             "Age of the oldest key still collecting inputs (0 when none): a day that is stuck.",
             ["transition"],
+            registry=registry,
+        )
+        self.store_outage = Gauge(
+            "cascade_state_store_unavailable",
+            "1 while this instance routes on its own state because the state store does not answer.",
+            registry=registry,
+        )
+        self.journal_keys = Gauge(
+            "cascade_store_journal_keys",
+            "Keys decided in the store outage and journaled locally, not yet written to the store.",
             registry=registry,
         )
         self.audit_buffered = Gauge(
@@ -270,6 +281,10 @@ class Metrics:
         """`spooled`: rows in the spool file still to resend (the sink's `spool_pending`)."""
         self.audit_buffered.set(buffered)
         self.audit_spooled.set(spooled)
+
+    def observe_store(self, in_outage: bool, journaled_keys: int) -> None:
+        self.store_outage.set(1 if in_outage else 0)
+        self.journal_keys.set(journaled_keys)
 
     def policy_reload(self, result: str) -> None:
         self.reloads.labels(_bounded(result, RELOAD_RESULTS)).inc()

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     shutdown_grace_s: Annotated[float, Field(gt=0), AfterValidator(_below_cloud_run_limit)] = 8.0
     instance_id: Name = Field(default_factory=_default_instance_id)
     audit_spool_path: Path = Path(tempfile.gettempdir()) / "cascade-audit.spool.jsonl"
+    # The Firestore-outage journal (README, "When Firestore is down"); None: next to the audit spool.
+    journal_path: Path | None = None
     claim_lease_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=64, ge=1, le=10_000)
     # Acks (and nacks) go to Pub/Sub in one request per subscription once this many wait, or this long after

@@ -204,6 +204,16 @@ class AlertLimitSpec(Frozen):
     window_s: int = Field(default=3600, gt=0)
 
 
+class StateStoreSpec(Frozen):
+    """When an instance stops waiting for the shared state store and routes on its own (README, "When
+    Firestore is down"). Until `outage_after_s` of continuous failure, completions are nacked (Pub/Sub
+    redelivers them); after it, they are journaled locally, decided here and acked."""
+
+    outage_after_s: int = Field(default=60, ge=0)
+    # In the outage, how often the store is tried again (a try of a stopped store waits for its timeout).
+    probe_every_s: int = Field(default=10, gt=0)
+
+
 class ModeSlo(Frozen):
     """Per-date objectives for one mode; None: no objective of that kind for the mode."""
 
@@ -321,6 +331,7 @@ class Policy(Frozen):
     breaker: BreakerSpec = BreakerSpec()
     publish_retry: RetrySpec = RetrySpec()
     alerts: AlertLimitSpec = AlertLimitSpec()
+    state_store: StateStoreSpec = StateStoreSpec()
     slo: SloSpec = SloSpec()
     # None: no game-day calendar (no day is opened on the clock, no silence alert).
     calendar: CalendarSpec | None = None

@@ -39,8 +39,9 @@ class Synced:
 
 @dataclass(frozen=True, slots=True)
 class Restored:
-    """At start: a key as the shared store knows it (pinned mode, recorded completions, published or not),
-    so a restarted instance re-arms its timers without waiting for the next message."""
+    """At start, or when the store answers again after an outage: a key as the shared store knows it (pinned
+    mode, recorded completions, published or not), so a restarted instance re-arms its timers without
+    waiting for the next message, and what other instances recorded meanwhile is decided on at once."""
 
     mode: Mode | None
     completions: tuple[CompletionArrived, ...]

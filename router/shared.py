@@ -119,3 +119,20 @@ def share(shared: SharedKey, breaker: Breaker) -> SharedKey:
     if shared.breaker is not None and newer(breaker, shared.breaker) is shared.breaker:
         return shared  # another instance shared a more recent change: keep it
     return shared.evolve(breaker=breaker)
+
+
+def reconcile(shared: SharedKey, ours: SharedKey, instance_id: str) -> SharedKey:
+    """What an instance decided on its own while the store was down (`ours`), written into the record the
+    store holds now: every completion it recorded, its pinned mode, its breaker and, when it published, the
+    mark. Each step keeps what others wrote (the first pin, an earlier publish, a newer breaker), so running
+    it twice changes nothing. A claim whose publish had no answer yet is not carried: nothing was sent."""
+    for cid, document in ours.inputs.items():
+        shared, _ = record(shared, cid, document)
+    if ours.mode is not None:
+        shared, _ = pin(shared, ours.mode, ours.mode_explicit)
+    if ours.breaker is not None:
+        shared = share(shared, ours.breaker)
+    if ours.claim_state is ClaimState.PUBLISHED and ours.trigger_id is not None:
+        assert ours.published_at is not None
+        shared = mark(shared, ours.trigger_id, instance_id, ours.published_at)
+    return shared

@@ -19,6 +19,8 @@ from adapters.memory import MemoryStateStore
 from adapters.ports import Claim, StateStore
 from policies.breaker import Breaker, BreakerState
 from policies.model import Mode
+from router import shared as records
+from router.shared import SharedKey
 from tests.support.builders import key, utc
 from tests.support.emulators import PROJECT, Emulator
 
@@ -233,3 +235,30 @@ async def test_recent_lists_the_keys_from_a_date_with_mode_and_publish_time(stor
     assert set(records) == {KEY, downstream}
     assert records[KEY].mode is Mode.OVERNIGHT and records[KEY].published_at == NOW
     assert records[downstream].published_at is None
+
+
+# --- an outage's journal written back (ops.store_outage) --------------------------------------------------
+
+
+async def test_a_journaled_record_is_written_in_keeping_what_others_recorded_and_twice_changes_nothing(
+    store: StateStore,
+) -> None:
+    await store.pin_mode(KEY, Mode.OVERNIGHT, False, NOW)  # another instance, before the outage
+    await store.record_completion(KEY, "gamebook__m-1", {"message_id": "m-1"}, NOW)
+    ours = SharedKey(mode=Mode.SAME_DAY)  # what this instance decided alone meanwhile
+    for n in (2, 3):
+        ours, _ = records.record(ours, f"boxscores__m-{n}", {"message_id": f"m-{n}"})
+    ours = records.mark(ours, TRIGGER, "b", NOW + timedelta(minutes=5))
+    bodies = {"boxscores__m-2": '{"n": 2}', "boxscores__m-3": '{"n": 3}'}
+
+    def merge(shared: SharedKey) -> tuple[SharedKey, None]:
+        return records.reconcile(shared, ours, "b"), None
+
+    for _ in range(2):
+        await store.update(KEY, merge, NOW, bodies)
+    recorded = sorted(await store.completions(KEY), key=lambda d: d["message_id"])
+    assert [d["message_id"] for d in recorded] == ["m-1", "m-2", "m-3"]
+    assert [d.get("message_json") for d in recorded] == [None, '{"n": 2}', '{"n": 3}']
+    assert await store.pin_mode(KEY, Mode.TOMORROW, False, NOW) is Mode.OVERNIGHT  # the first pin stays
+    claim = await store.claim_trigger(KEY, TRIGGER, "a", NOW, LEASE_S)
+    assert claim.outcome == "published" and claim.published_at == NOW + timedelta(minutes=5)

@@ -16,6 +16,7 @@ import pytest
 from adapters.clock import VirtualClock
 from adapters.errors import PermanentInputError, PublishError, TransientError
 from adapters.memory import MemoryAuditSink, MemoryPublisher, MemoryStateStore
+from adapters.ports import Journal
 from ops.audit_rows import iso_z
 from ops.engine import Delivery, Engine, EngineConfig
 from ops.replay import advance
@@ -61,7 +62,13 @@ class RacingStore:
 
 
 class Rig:
-    def __init__(self, policy: Policy, store: MemoryStateStore | None = None, instance: str = "a") -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        store: MemoryStateStore | None = None,
+        instance: str = "a",
+        journal: Journal | None = None,
+    ) -> None:
         self.clock = VirtualClock(NIGHT)
         self.store = store or MemoryStateStore()
         self.publisher = MemoryPublisher()
@@ -73,6 +80,7 @@ class Rig:
             self.audit,
             self.clock,
             EngineConfig(instance_id=instance),
+            journal=journal,
         )
         self._n = 0
         self.instance = instance

@@ -75,6 +75,8 @@ def test_every_metric_is_exposed_with_conventional_names_and_types(metrics: Metr
         "cascade_slo_compliance_ratio": "gauge",
         "cascade_slo_end_to_end_seconds": "histogram",
         "cascade_dates_at_risk": "gauge",
+        "cascade_state_store_unavailable": "gauge",
+        "cascade_store_journal_keys": "gauge",
     }
     assert {name: kind for name, (kind, _) in found.items()} == expected_types
 
