@@ -153,14 +153,14 @@ class FirestoreStateStore(RecordOperations):
 
     async def completions(self, key: Key) -> list[Mapping[str, Any]]:
         async with self._guard("completions"):
-            stream = self.state_ref(key).collection(COMPLETIONS).stream()
+            stream = self.state_ref(key).collection(COMPLETIONS).stream(timeout=self._timeout_s)
             documents = [snapshot.to_dict() or {} async for snapshot in stream]
         return [_as_given(document) for document in documents]
 
     async def recent(self, since: date) -> list[KeyRecord]:
         async with self._guard("recent"):
             query = self._dates.where(filter=FieldFilter("game_date", ">=", since.isoformat()))
-            documents = [snapshot.to_dict() or {} async for snapshot in query.stream()]
+            documents = [snapshot.to_dict() or {} async for snapshot in query.stream(timeout=self._timeout_s)]
         return [_record(doc) for doc in documents if doc.get("transition") and doc.get("game_date")]
 
     # --- machinery --------------------------------------------------------------------------------------
@@ -220,7 +220,10 @@ class FirestoreStateStore(RecordOperations):
     @asynccontextmanager
     async def _guard(self, operation: str, key: Key | None = None) -> AsyncIterator[None]:
         """Bound the call by `timeout_s`, serialise it per key, translate vendor errors."""
-        scope = anyio.CancelScope(deadline=anyio.current_time() + self._timeout_s)
+        # Each call carries its own gRPC deadline (`timeout_s`), which ends it as DeadlineExceeded. This scope
+        # is only a backstop, later: cancelled from outside at the same instant, a hung gRPC call (a stopped
+        # Firestore) let the CancelledError escape the scope instead of ending as a TransientError.
+        scope = anyio.CancelScope(deadline=anyio.current_time() + self._timeout_s + BACKSTOP_S)
         try:
             with scope:
                 async with self._serialised(key):
@@ -258,6 +261,7 @@ class _Version:
     assumed: bool = False
 
 
+BACKSTOP_S = 5.0  # how long after a call's own deadline it is cancelled (see `_guard`)
 # Refused conditional writes: the record changed (or appeared) since it was read.
 _CONFLICT = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound)
 _INPUTS = "inputs"

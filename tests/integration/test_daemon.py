@@ -72,12 +72,27 @@ class Stack:
 def stack(
     pubsub_server: Emulator, firestore_server: Emulator, bigquery_server: Emulator, tmp_path: Path
 ) -> Stack:
+    return make_stack(pubsub_server, firestore_server, bigquery_server, tmp_path)
+
+
+def make_stack(
+    pubsub_server: Emulator,
+    firestore_server: Emulator,
+    bigquery_server: Emulator,
+    tmp_path: Path,
+    policy_changes: dict[str, str] | None = None,
+) -> Stack:
+    """A fresh project and Firestore collection on these emulators, provisioned; `policy_changes`: text
+    replacements in the policy file the daemon reads."""
     project = f"run-{uuid.uuid4().hex[:8]}"
     policy_path = tmp_path / "policy.yaml"
     # Deadlines far enough ahead that none fires during the test (the router runs on the wall clock here).
     text = default_policy_text()[0]
     text = text.replace('fallback: {day_offset: 1, at: "06:00"}', 'fallback: {day_offset: 3, at: "06:00"}')
     text = text.replace('self_heal: {day_offset: 1, at: "08:00"}', 'self_heal: {day_offset: 3, at: "08:00"}')
+    for old, new in (policy_changes or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
     policy_path.write_text(text)
     port = free_port()
     env = {

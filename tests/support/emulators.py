@@ -113,8 +113,9 @@ def pubsub_emulator() -> Emulator:
     )
 
 
-def firestore_emulator() -> Emulator:
-    port = free_port()
+def firestore_emulator(port: int | None = None) -> Emulator:
+    """On `port` (a restart where an earlier one ran), else on a free port."""
+    port = port or free_port()
     jar = SDK / "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
     return Emulator(
         name="firestore",

@@ -42,7 +42,9 @@ async def test_past_the_outage_threshold_completions_are_journaled_routed_and_th
     journal = MemoryJournal()
     rig = Rig(policy, journal=journal)
     await enter_outage(rig)
-    assert await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw") == [Delivery.ROUTED] * len(PHASE2_CLASSES)
+    assert await rig.send(PHASE2_TOPIC, PHASE2_CLASSES, "phase_2_raw") == [Delivery.ROUTED] * len(
+        PHASE2_CLASSES
+    )
     [sent] = rig.publisher.on("nba-phase3-trigger")
     assert sent.attributes["trigger_id"] == PHASE2.trigger_id
     assert rig.engine.states[PHASE2].phase is Phase.TRIGGERED
