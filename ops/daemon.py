@@ -356,7 +356,13 @@ class Daemon:
     def _status(self) -> dict[str, Any]:
         now = self.clock.now()
         since = (now - timedelta(days=self.settings.recent_days)).date()
-        return status(self.engine.states, since, now)
+        health = self.engine.local.health
+        store = {
+            "outage": health.in_outage,  # README, "When Firestore is down"
+            "failing_since": health.failing_since.isoformat() if health.failing_since else None,
+            "journaled_keys": self.engine.local.journaled_keys,
+        }
+        return {**status(self.engine.states, since, now), "state_store": store}
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         p = self.progress

@@ -109,6 +109,7 @@ def routed_the_rest_while_down(stack: Stack, daemon: subprocess.Popen[str]) -> d
     for messages in got.values():
         assert len({m.attributes["trigger_id"] for m in messages}) <= 1
     assert gauge(stack, "cascade_state_store_unavailable") == 1
+    assert json.loads(stack.get("/status")[1])["state_store"]["outage"] is True
     assert daemon.poll() is None
     return got
 
