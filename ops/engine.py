@@ -186,6 +186,7 @@ class Engine:
                 log.warning("state store unavailable at start (%s): the outage goes on from the journal", exc)
                 self.local.health.begin_now(now, policy.state_store)
                 self.local.adopt(journaled)
+                self._rebuild_since = since  # the keys only the store knows: once it answers
                 for key, entry in journaled.items():
                     published = entry.record.published_at if entry.record.claim_state == "published" else None
                     await self.submit(key, ev.Restored(entry.record.mode, (), published))

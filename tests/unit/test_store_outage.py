@@ -3,6 +3,7 @@ state, journals what it decided, and writes the journal into the store once a pr
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from ops.engine import Delivery
 from policies.model import Policy
 from router.shared import ClaimState
 from router.state import Phase
-from tests.support.builders import PHASE2_CLASSES, PHASE2_TOPIC
+from tests.support.builders import PHASE2_CLASSES, PHASE2_TOPIC, key, message
 from tests.unit.test_engine import NIGHT, PHASE2, Rig
 
 OUTAGE_AFTER = timedelta(seconds=60)  # the NBA policy's state_store.outage_after_s
 PROBE_EVERY = timedelta(seconds=10)
+EARLIER = key("phase2_to_phase3", "2025-12-29")
 
 
 @pytest.fixture
@@ -113,12 +115,15 @@ async def test_two_instances_in_the_outage_may_both_publish_but_only_the_same_tr
 
 async def test_a_restart_during_the_outage_goes_on_from_the_journal(policy: Policy, tmp_path: Path) -> None:
     store = MemoryStateStore()
+    other = Rig(policy, store, "z")  # before the outage, another instance opened a key the journal lacks
+    body = message(PHASE2_CLASSES[0], "phase_2_raw", EARLIER.game_date.isoformat(), "2025-12-31T05:00:00Z")
+    await other.engine.deliver(PHASE2_TOPIC, "z-1", json.dumps(body).encode(), {})
     first = Rig(policy, store, "a", FileJournal(tmp_path / "journal.jsonl"))
     await enter_outage(first)
     await first.send(PHASE2_TOPIC, PHASE2_CLASSES[:-1], "phase_2_raw")  # acked, then kill -9
     restarted = Rig(policy, store, "a", FileJournal(tmp_path / "journal.jsonl"))
     restarted.clock.set(first.clock.now())
-    assert await restarted.engine.recover(PHASE2.game_date) == 1
+    assert await restarted.engine.recover(EARLIER.game_date) == 1
     assert restarted.engine.local.active
     assert len(restarted.engine.states[PHASE2].seen) == len(PHASE2_CLASSES) - 1
     restarted._n = first._n
@@ -128,6 +133,7 @@ async def test_a_restart_during_the_outage_goes_on_from_the_journal(policy: Poli
     await restarted.advance(restarted.clock.now() + PROBE_EVERY)
     assert len(store.keys[PHASE2].inputs) == len(PHASE2_CLASSES)
     assert store.keys[PHASE2].claim_state is ClaimState.PUBLISHED
+    assert EARLIER in restarted.engine.states  # rebuilt once the store answered
 
 
 async def test_a_restart_after_the_outage_writes_the_journal_before_rebuilding(
