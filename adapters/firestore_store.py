@@ -26,8 +26,9 @@ Every write sets `expire_at = now + ttl_days` for a Firestore TTL policy on that
 top-level `expire_at` field is overwritten); an update without `now` (a release) leaves it.
 
 Calls for one key are serialised inside the process with a lock per key (so this process never races
-itself); across processes the condition decides. Every call is bounded by `timeout_s`. Outages and timeouts
-become `TransientError`; a completion Firestore cannot hold becomes `PermanentInputError`; bugs propagate.
+itself); across processes the condition decides. Every call carries `timeout_s` as its gRPC deadline (a
+cancel scope at 1.5x is the backstop). Outages and timeouts become `TransientError`; a completion Firestore
+cannot hold becomes `PermanentInputError`; bugs propagate.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class FirestoreStateStore(RecordOperations):
         # Each call carries its own gRPC deadline (`timeout_s`), which ends it as DeadlineExceeded. This scope
         # is only a backstop, later: cancelled from outside at the same instant, a hung gRPC call (a stopped
         # Firestore) let the CancelledError escape the scope instead of ending as a TransientError.
-        scope = anyio.CancelScope(deadline=anyio.current_time() + self._timeout_s + BACKSTOP_S)
+        scope = anyio.CancelScope(deadline=anyio.current_time() + self._timeout_s * BACKSTOP)
         try:
             with scope:
                 async with self._serialised(key):
@@ -261,7 +262,7 @@ class _Version:
     assumed: bool = False
 
 
-BACKSTOP_S = 5.0  # how long after a call's own deadline it is cancelled (see `_guard`)
+BACKSTOP = 1.5  # a call is cancelled at this multiple of its own deadline (see `_guard`)
 # Refused conditional writes: the record changed (or appeared) since it was read.
 _CONFLICT = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound)
 _INPUTS = "inputs"
