@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import TransientError
 from adapters.ports import Journaled
 from policies.breaker import Breaker, BreakerState
 from policies.model import Mode
@@ -41,14 +42,17 @@ class FileJournal:
         line: dict[str, Any] = {"game_date": key.game_date.isoformat(), "transition": key.transition}
         line |= {"record": _fields(record), "bodies": dict(bodies)}
         data = (json.dumps(line, default=_instant, separators=(",", ":")) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as journal:
-            if not self._whole and journal.tell() > 0 and not self._ends_with_newline():
-                data = b"\n" + data  # after a line torn by a crash: start a line of our own
-            self._whole = True
-            journal.write(data)
-            journal.flush()
-            os.fsync(journal.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as journal:
+                if not self._whole and journal.tell() > 0 and not self._ends_with_newline():
+                    data = b"\n" + data  # after a line torn by a crash: start a line of our own
+                self._whole = True
+                journal.write(data)
+                journal.flush()
+                os.fsync(journal.fileno())
+        except OSError as exc:  # a full or read-only disk: the completion is nacked, never acked unjournaled
+            raise TransientError(f"outage journal {self.path} not writable: {exc}") from exc
 
     def load(self) -> dict[Key, Journaled]:
         kept: dict[Key, Journaled] = {}

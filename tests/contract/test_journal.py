@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import TransientError
 from adapters.journal import FileJournal
 from adapters.memory import MemoryJournal
 from adapters.ports import Journal
@@ -77,3 +78,10 @@ def test_appending_after_a_torn_line_is_read_back(tmp_path: Path) -> None:
     path.write_bytes(b'{"game_date": "2025-12-30", "tr')
     FileJournal(path).append(OTHER, recorded(3), {})
     assert list(FileJournal(path).load()) == [OTHER]
+
+
+def test_a_journal_that_cannot_be_written_is_a_transient_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(TransientError, match="not writable"):
+        FileJournal(blocker / "outage.journal.jsonl").append(KEY, recorded(1), {})

@@ -167,3 +167,14 @@ async def test_a_start_with_the_store_down_starts_anyway_and_rebuilds_when_it_an
     await rig.advance(rig.clock.now() + PROBE_EVERY)
     assert PHASE2 in rig.engine.states and len(rig.engine.states[PHASE2].seen) == len(PHASE2_CLASSES)
     assert len(rig.publisher.on("nba-phase3-trigger")) == 1
+
+
+async def test_in_the_outage_a_completion_the_journal_cannot_keep_is_nacked_and_not_counted(
+    policy: Policy, tmp_path: Path
+) -> None:
+    (tmp_path / "full").write_text("")  # a file where the journal's directory should be: every write fails
+    rig = Rig(policy, journal=FileJournal(tmp_path / "full" / "journal.jsonl"))
+    await enter_outage(rig)
+    with pytest.raises(TransientError, match="not writable"):
+        await rig.send(PHASE2_TOPIC, PHASE2_CLASSES[:1], "phase_2_raw")
+    assert PHASE2 not in rig.engine.states or not rig.engine.states[PHASE2].seen
