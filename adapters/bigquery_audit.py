@@ -28,10 +28,11 @@ current segment `<spool>.wal.N`, one line each (the canonical JSON that `bigquer
 a killed process (SIGKILL, OOM kill, a crash) loses nothing, since its written bytes are in the OS page cache
 and the kernel writes them out anyway; a power loss or kernel crash can lose what was not written back yet
 (the kernel's writeback delay, ~30 s by default), at worst the rows that were buffered, as without the WAL.
-An fsync per call would make every delivery wait for the disk. A new segment starts every `batch_rows`
-table rows; a segment is deleted once none of its rows is still in the buffer (each was sent, rejected or
-spooled, the spool being durable first), so the WAL holds the buffered rows plus at most about one segment
-of settled ones, and nothing once the buffer is empty (a flush always empties it). At start, segments left
+An fsync per call would make every delivery wait for the disk. A new segment starts before each send of a
+batch and after each spill; a segment is deleted once none of its rows is still in the buffer (each was
+sent, rejected or spooled, the spool being durable first), so the WAL holds the buffered rows plus at most
+about one batch of settled ones (a spill in an outage: the buffer's size), and nothing once the buffer is
+empty (a flush always empties it). At start, segments left
 by a process that died are mapped to table rows, appended to the spool (in order, after what it holds,
 fsync'd) and deleted, so they are resent first like any spooled row; a torn last line (killed mid-write)
 becomes an unreadable spool line, rejected at resend.
@@ -476,9 +477,9 @@ class _Segment:
 class _WriteAheadLog:
     """The buffer's copy on disk, in segments `<spool>.wal.N`: append-only, never fsync'd (see module doc).
 
-    Only `append` runs on the routing path (one write syscall). Starting and deleting segments (file
-    creation and unlinks) happen on the flusher's side: `rotate` before a send or after a spill, `release`
-    once rows are settled.
+    In a delivery's `write()` only `append` runs (one write syscall). Segments are started (`rotate`) before
+    a send and after a spill, and dropped (`release`) once their rows are settled: on the flusher's side,
+    or in a `write()` that spills (which fsyncs the spool anyway).
     """
 
     def __init__(self, spool_path: Path) -> None:

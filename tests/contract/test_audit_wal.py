@@ -2,8 +2,8 @@
 
 A restart after `kill -9` is simulated by abandoning a sink (no flush, no close) and starting a new one on
 the same spool path; `tests/integration/test_audit_kill.py` does it with a real SIGKILL. Duplicates are
-allowed (a recovered row may have been sent already); readers keep one row per `insert_id`, so "every row
-arrives" is checked on the set of `insert_id`s.
+allowed where a recovered row may already have been sent or spooled (readers keep one row per `insert_id`);
+order is then checked without them.
 """
 
 from __future__ import annotations
