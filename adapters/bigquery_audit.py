@@ -8,9 +8,9 @@ steady load every request carries a full batch, a quiet router still sends withi
 `flush()` (shutdown) sends everything. Never per-row load jobs: they once exhausted the old system's load-job
 quota and blocked the pipeline.
 
-Where a row can be at any moment, oldest first: the spool file, then the buffer. Order is kept by always
-sending the spool before the buffer, and by only ever moving rows from the head of the buffer to the end of
-the spool:
+Where a row can be at any moment, oldest first: the spool file, then the buffer (mirrored in the WAL). Order
+is kept by always sending the spool before the buffer, and by only ever moving rows from the head of the
+buffer to the end of the spool:
 
 - a batch that fails transiently (connection error, timeout, 429, 5xx) is appended to the spool (JSONL,
   fsync'd) and the flusher backs off; the next successful contact resends the spool first, in order, then
@@ -22,9 +22,28 @@ the spool:
   request): if `tables.get` then succeeds, BigQuery is up and the request itself is the problem, so the batch
   is bisected down to the row(s) it refuses; otherwise it is an outage and the batch is spooled.
 
-A resend after a crash between "sent" and "spool truncated" can duplicate rows; the `insertId` (and the
-`insert_id` column) make those removable. Counters (rows here are table rows, so a decision counts twice):
-`buffered`, `spool_pending` (gauges), `spooled_rows`, `sent_rows`, `rejected_rows` (totals).
+The write-ahead log (WAL) keeps the buffer through a `kill -9`: `write()` also appends its audit rows to the
+current segment `<spool>.wal.N`, one line each (the canonical JSON that `bigquery_rows` already made for the
+`payload` column, so the WAL costs no encoding), with ONE plain `write` syscall and no fsync. The trade-off:
+a killed process (SIGKILL, OOM kill, a crash) loses nothing, since its written bytes are in the OS page cache
+and the kernel writes them out anyway; a power loss or kernel crash can lose what was not written back yet
+(the kernel's writeback delay, ~30 s by default), at worst the rows that were buffered, as without the WAL.
+An fsync per call would make every delivery wait for the disk. A new segment starts before each send of a
+batch and after each spill; a segment is deleted once none of its rows is still in the buffer (each was
+sent, rejected or spooled, the spool being durable first), so the WAL holds the buffered rows plus at most
+about one batch of settled ones (a spill in an outage: the buffer's size), and nothing once the buffer is
+empty (a flush always empties it). At start, segments left
+by a process that died are mapped to table rows, appended to the spool (in order, after what it holds,
+fsync'd) and deleted, so they are resent first like any spooled row; a torn last line (killed mid-write)
+becomes an unreadable spool line, rejected at resend.
+
+Rows can be sent twice: a resend after a crash between "sent" and "spool truncated", and a WAL row recovered
+after it was sent or spooled (a segment outlives its first settled rows). The `insertId` (and the
+`insert_id` column) make those removable: `adapters.bigquery_history` keeps one row per `insert_id`. One
+spool path belongs to one process: a second sink on it would take the first one's WAL as leftovers.
+
+Counters (rows here are table rows, so a decision counts twice): `buffered`, `spool_pending` (gauges),
+`spooled_rows`, `sent_rows`, `rejected_rows` (totals).
 """
 
 from __future__ import annotations
@@ -124,7 +143,9 @@ class BigQueryAuditSink:
         self.sent_rows = 0
         self.rejected_rows = 0
         _end_with_newline(spool_path)  # a crash mid-append must not glue the next row onto a torn one
+        _move_wal_into_spool(spool_path)  # the buffer of a process that died: resent like spooled rows
         self.spool_pending = _count_lines(spool_path)  # left by a previous process: resent first
+        self._wal = _WriteAheadLog(spool_path)
 
     @property
     def buffered(self) -> int:
@@ -136,15 +157,21 @@ class BigQueryAuditSink:
         """Buffer `rows` and return; never awaits BigQuery (this coroutine never suspends)."""
         was_empty = not self._buffer
         now = self._now_s()
+        added: list[_Row] = []
+        logged: list[str] = []
         for audit_row in rows:
             try:
                 mapped = bigquery_rows(audit_row)
             except InvalidAuditRow as exc:
                 self._reject([(_Row(0, "-", {"audit_row": dict(audit_row)}), str(exc))])
                 continue
+            logged.append(mapped[0][1]["payload"])  # orchestration_events': the audit row, already encoded
             for table, row in mapped:
                 self._seq += 1
-                self._buffer.append(_Row(self._seq, table, row, now))
+                added.append(_Row(self._seq, table, row, now))
+        self._buffer.extend(added)
+        if added:  # before any spill below: that may release segments
+            self._wal.append(logged, table_rows=len(added), last_seq=added[-1].seq)
         if len(self._buffer) > self._max_buffer_rows:
             self._spill_oldest()
         if (was_empty and self._buffer) or len(self._buffer) >= self._batch_rows or self.spool_pending:
@@ -169,6 +196,7 @@ class BigQueryAuditSink:
             self._flush_deadline = None
             if self._buffer:  # cancelled or out of time mid-send: nothing confirmed stays only in memory
                 self._spill(len(self._buffer))
+            self._wal.close()  # shutdown leaves no WAL behind, unless the spool was not writable
         if scope.cancelled_caught:
             log.warning(
                 "audit flush: out of its %.1f s budget, %d rows kept in %s",
@@ -211,6 +239,7 @@ class BigQueryAuditSink:
         return due_in_s(len(self._buffer), oldest_at, self._now_s(), self._batch_rows, self._flush_interval_s)
 
     async def close(self) -> None:
+        self._wal.close()  # its segments stay only if rows are still buffered (close without flush)
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -234,6 +263,7 @@ class BigQueryAuditSink:
         return bool(self._buffer) and (final or self._due_in_s() == 0.0)
 
     async def _send_buffer_head(self) -> bool:
+        self._wal.rotate()  # rows written during the send go to a new segment: this one can go after it
         batch = [self._buffer[i] for i in range(min(self._batch_rows, len(self._buffer)))]
         outcome = await self._send(batch)
         # While we awaited, write() may have spilled some of these rows to the spool already (buffer full);
@@ -244,6 +274,7 @@ class BigQueryAuditSink:
         self.sent_rows += len(outcome.sent)
         self._reject(outcome.rejected)
         self._append_spool([r for r in outcome.unsent if r.seq in still_here])
+        self._release_wal()
         return not outcome.unsent
 
     async def _drain_spool(self) -> bool:
@@ -384,6 +415,13 @@ class BigQueryAuditSink:
         except OSError:
             log.exception("audit spool %s not writable; %d rows stay in memory", self._spool_path, len(rows))
             self._buffer.extendleft(reversed(rows))
+            return
+        self._wal.rotate()  # in an outage no send rotates: without this one segment would grow for ever
+        self._release_wal()
+
+    def _release_wal(self) -> None:
+        """Called after rows left the head of the buffer, once they are sent, rejected or durably spooled."""
+        self._wal.release(self._buffer[0].seq if self._buffer else None)
 
     def _append_spool(self, rows: Iterable[_Row]) -> None:
         data = b"".join(r.spool_line() for r in rows)
@@ -427,6 +465,128 @@ class BigQueryAuditSink:
             log.exception(
                 "audit: rejected file %s not writable; rejected rows: %s", self.rejected_path, lines
             )
+
+
+@dataclass
+class _Segment:
+    path: Path
+    rows: int = 0  # table rows, as in the buffer (an audit row is one or two)
+    last_seq: int = 0  # the newest table row in it; the buffer is ordered by seq
+
+
+class _WriteAheadLog:
+    """The buffer's copy on disk, in segments `<spool>.wal.N`: append-only, never fsync'd (see module doc).
+
+    In a delivery's `write()` only `append` runs (one write syscall). Segments are started (`rotate`) before
+    a send and after a spill, and dropped (`release`) once their rows are settled: on the flusher's side,
+    or in a `write()` that spills (which fsyncs the spool anyway).
+    """
+
+    def __init__(self, spool_path: Path) -> None:
+        self._spool_path = spool_path
+        self._segments: deque[_Segment] = deque()  # oldest first; the last one is open while `_fd` is set
+        self._fd: int | None = None
+        self._numbered = 0
+
+    def append(self, audit_rows: Sequence[str], table_rows: int, last_seq: int) -> None:
+        """One write syscall for one `write()` call's audit rows (canonical JSON each); no fsync."""
+        try:
+            if self._fd is None:
+                self._start_segment()
+            assert self._fd is not None
+            _write_all(self._fd, ("\n".join(audit_rows) + "\n").encode())
+        except OSError:  # never let the audit log stop routing: these rows are only in memory now
+            log.exception("audit WAL %s not writable; %d rows not crash-safe", self._spool_path, table_rows)
+            self._close_fd()  # the next append starts a fresh segment
+            return
+        segment = self._segments[-1]
+        segment.rows += table_rows
+        segment.last_seq = last_seq
+
+    def rotate(self) -> None:
+        """Later rows go to a new segment, so the rows so far can be released together once settled."""
+        if self._fd is not None and self._segments[-1].rows:
+            self._start_segment()
+
+    def release(self, oldest_buffered_seq: int | None) -> None:
+        """Drop every segment none of whose rows is still buffered (None: the buffer is empty). The open
+        segment is emptied in place rather than deleted, so a quiet router creates no file per send."""
+        while self._segments and (
+            oldest_buffered_seq is None or self._segments[0].last_seq < oldest_buffered_seq
+        ):
+            if self._fd is not None and len(self._segments) == 1:
+                if self._segments[0].rows:
+                    os.ftruncate(self._fd, 0)  # O_APPEND: the next write lands at the new end
+                    self._segments[0] = _Segment(self._segments[0].path)
+                return
+            self._segments.popleft().path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close the open segment, and delete it if it holds nothing (segments with rows stay for the next
+        process: closed without a flush, rows are still buffered)."""
+        self._close_fd()
+        if self._segments and not self._segments[-1].rows:
+            self._segments.pop().path.unlink(missing_ok=True)
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _start_segment(self) -> None:
+        self._close_fd()
+        self._numbered += 1
+        path = self._spool_path.with_name(f"{self._spool_path.name}.wal.{self._numbered}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self._segments.append(_Segment(path))
+
+
+def _wal_segments(spool_path: Path) -> list[Path]:
+    """The WAL segments next to `spool_path`, oldest first."""
+    prefix = spool_path.name + ".wal."
+    try:
+        names = [n for n in os.listdir(spool_path.parent) if n.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+    numbered = [(int(n[len(prefix) :]), n) for n in names if n[len(prefix) :].isdigit()]
+    return [spool_path.with_name(name) for _, name in sorted(numbered)]
+
+
+def _move_wal_into_spool(spool_path: Path) -> None:
+    """Append what a previous process's WAL holds to the spool (fsync'd), then delete the segments.
+
+    Each audit row is mapped to its table rows again (`bigquery_rows` is deterministic: same rows, same
+    `insert_id`). A line that does not map (a torn last line: killed mid-write) is copied as it is, and the
+    spool's reader rejects it as unreadable. Killed between appending and deleting, the next start appends
+    the segments again: duplicates, removable by `insert_id`.
+    """
+    segments = _wal_segments(spool_path)
+    if not segments:
+        return
+    with spool_path.open("ab") as spool:
+        for segment in segments:
+            with segment.open("rb") as lines:
+                spool.writelines(_spool_lines(line) for line in lines if line.strip())
+        spool.flush()
+        os.fsync(spool.fileno())
+    for segment in segments:
+        segment.unlink()
+    log.warning("audit: moved the WAL of a previous process (%d segments) into %s", len(segments), spool_path)
+
+
+def _spool_lines(wal_line: bytes) -> bytes:
+    try:
+        mapped = bigquery_rows(json.loads(wal_line))
+    except (ValueError, TypeError, AttributeError, InvalidAuditRow):  # torn, or JSON but not a row
+        return wal_line if wal_line.endswith(b"\n") else wal_line + b"\n"
+    return b"".join(_Row(0, table, row).spool_line() for table, row in mapped)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # one call unless the kernel writes short (disk full, a signal)
+        view = view[os.write(fd, view) :]
 
 
 def _append_durably(path: Path, data: bytes) -> None:

@@ -81,10 +81,10 @@ async def stays(predicate: Callable[[], bool], duration_s: float, what: str) -> 
 
 
 async def read_table(
-    session: aiohttp.ClientSession, root: str, dataset: str, name: str
+    session: aiohttp.ClientSession, root: str, dataset: str, name: str, project: str = PROJECT
 ) -> list[dict[str, Any]]:
     """Every row of a table as {column: value}, TIMESTAMP as aware datetimes, JSON parsed, in stored order."""
-    table = Table(dataset, name, project=PROJECT, session=session, api_root=root)  # type: ignore[arg-type]
+    table = Table(dataset, name, project=project, session=session, api_root=root)  # type: ignore[arg-type]
     fields = (await table.get())["schema"]["fields"]
     rows: list[dict[str, Any]] = []
     params: dict[str, Any] = {"maxResults": 500}
