@@ -10,6 +10,7 @@ and removed when it passed (`--keep` keeps them all).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -65,8 +66,10 @@ class Run:
 def trial_line(index: int, total: int, result: TrialResult) -> str:
     c, plan = result.counts, result.plan
     verdict = "ok" if c.ok else "FAILED"
+    triggers = "never" if result.triggers_in_s is None else f"{result.triggers_in_s:.1f}s"
     return (
-        f"trial {index + 1}/{total} seed {plan.seed}: {verdict} in {result.seconds:.0f}s; "
+        f"trial {index + 1}/{total} seed {plan.seed}: {verdict} in {result.seconds:.0f}s "
+        f"(all triggers after {triggers}); "
         f"{c.dates} dates, {c.messages} messages; {plan.faults.describe()}; "
         f"conflicting {c.conflicting}, missing {c.missing}, incomplete fan-outs {c.incomplete_fanouts}, "
         f"lost completions {c.lost_completions}, lost audit rows {c.lost_audit_rows}, "
@@ -102,8 +105,22 @@ def run_trials(
             if result.counts.ok and not keep:
                 shutil.rmtree(trial_dir, ignore_errors=True)
             elif not result.counts.ok:
-                print(f"    logs and spools: {trial_dir}", flush=True)
+                _save_observations(trial_dir, result)
+                print(f"    logs, spools, published.jsonl, triggers.jsonl: {trial_dir}", flush=True)
     return run
+
+
+def _save_observations(trial_dir: Path, result: TrialResult) -> None:
+    """What was published (message ids) and what came out on the trigger topics: to diagnose a failure."""
+    with (trial_dir / "published.jsonl").open("w") as out:
+        for item in result.published:
+            c = item.completion
+            entry = {"message_id": item.message_id, "topic": c.topic, "duplicate": c.duplicate}
+            out.write(json.dumps({**entry, "data": json.loads(c.data)}) + "\n")
+    with (trial_dir / "triggers.jsonl").open("w") as out:
+        for m in result.seen:
+            entry = {"message_id": m.message_id, "topic": m.topic, "attributes": dict(m.attributes)}
+            out.write(json.dumps({**entry, "data": json.loads(m.data)}) + "\n")
 
 
 def _forget_firestore(backends: Backends, trial_dir: Path) -> None:

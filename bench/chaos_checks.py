@@ -129,22 +129,30 @@ async def check_completions(
     project: str, collection: str, policy: Policy, published: list[Published], counts: Counts
 ) -> None:
     """Check 4: each published message id among its key's completion documents in Firestore."""
+    for key, message_id in await unrecorded(project, collection, policy, published):
+        counts.lost_completions += 1
+        counts.details.append(f"completion not in Firestore: {key} message {message_id}")
+
+
+async def unrecorded(
+    project: str, collection: str, policy: Policy, published: list[Published]
+) -> list[tuple[Key, str]]:
+    """The published messages without their completion document in Firestore, by key."""
     by_topic = transitions_by_topic(policy)
     wanted: dict[Key, list[str]] = defaultdict(list)
     for item in published:
         key = Key(date.fromisoformat(item.completion.game_date), by_topic[item.completion.topic])
         wanted[key].append(item.message_id)
+    missing = []
     client = firestore_client(project)
     try:
         store = FirestoreStateStore(client, collection)
         for key, message_ids in sorted(wanted.items()):
             recorded = {str(doc.get("message_id")) for doc in await store.completions(key)}
-            for message_id in message_ids:
-                if message_id not in recorded:
-                    counts.lost_completions += 1
-                    counts.details.append(f"completion not in Firestore: {key} message {message_id}")
+            missing += [(key, message_id) for message_id in message_ids if message_id not in recorded]
     finally:
         client.close()
+    return missing
 
 
 async def audit_rows(

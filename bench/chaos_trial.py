@@ -15,7 +15,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -27,11 +27,13 @@ from adapters.source import Received
 from bench.chaos_checks import (
     Counts,
     Published,
+    TriggerIdentity,
     audit_rows,
     check_audit,
     check_completions,
     check_triggers,
     trigger_identity,
+    unrecorded,
 )
 from bench.chaos_day import Completion, Day, game_dates, recorded_day, with_duplicates_shuffled
 from bench.chaos_faults import FaultPlan, kill_and_restart, pause_emulator, plan_faults
@@ -39,7 +41,8 @@ from bench.chaos_stack import DATASET, Backends, TrialStack, open_trial, trigger
 from policies.model import Policy
 
 DUPLICATES = (2, 8)  # repeated bodies per trial
-GAP_S = (0.0, 0.25)  # between two publishes: a day of 3 dates goes out over ~6 s
+# Between two publishes: 3 dates (~52 messages) go out over ~10 s, the window the faults fall in.
+GAP_S = (0.0, 0.4)
 READY_TIMEOUT_S = 60.0
 # After the last fault: a killed instance's messages come back after their lease (30 s), a Firestore
 # stall's nacked ones at once; a healthy trial settles well within this.
@@ -63,6 +66,10 @@ class TrialResult:
     counts: Counts
     seconds: float
     workdir: Path
+    # From the first publish until every expected trigger message had arrived (None: some never did).
+    triggers_in_s: float | None = None
+    published: list[Published] = field(default_factory=list)
+    seen: list[Received] = field(default_factory=list)  # the trigger messages, each delivery
 
 
 def plan_trial(
@@ -82,6 +89,8 @@ async def run_trial(
     stack = await open_trial(backends, policy_path, workdir, instances)
     counts = Counts(trials=1, dates=len(plan.days), messages=len(plan.messages))
     seen: list[Received] = []
+    arrivals: dict[TriggerIdentity, float] = {}  # the first arrival of each trigger message (monotonic)
+    settled = False
     published: list[Published] = []
     try:
         for daemon in stack.daemons:
@@ -89,7 +98,8 @@ async def run_trial(
         if not await _until(lambda: all(d.ready() for d in stack.daemons), READY_TIMEOUT_S):
             raise RuntimeError(f"the daemons did not become ready; logs in {workdir}")
         async with anyio.create_task_group() as watching:
-            watching.start_soon(_watch, stack, seen)
+            watching.start_soon(_watch, stack, seen, arrivals)
+            chaos_began = time.monotonic()
             async with anyio.create_task_group() as chaos:
                 chaos.start_soon(_publish, stack, plan, published)
                 if plan.faults.victim is not None:
@@ -98,7 +108,13 @@ async def run_trial(
                     chaos.start_soon(pause_emulator, backends.firestore, plan.faults.firestore_stall)
                 if plan.faults.bigquery_outage:
                     chaos.start_soon(pause_emulator, backends.bigquery, plan.faults.bigquery_outage)
-            if await _until(lambda: _settled(plan.days, seen, stack.policy), SETTLE_TIMEOUT_S):
+            settled = await _until(lambda: _settled(plan.days, seen, stack.policy), SETTLE_TIMEOUT_S)
+            if settled:
+                # A message in a killed instance's last pull comes back only after its ack deadline, maybe
+                # after the last trigger (a duplicate is not needed for one): wait for it to be recorded
+                # before stopping, so that "not recorded" means lost, not "not delivered yet".
+                with firestore_at(backends.firestore.host_port):
+                    await _until_recorded(stack, published, SETTLE_TIMEOUT_S)
                 await anyio.sleep(WATCH_WINDOW_S)  # a watch window, not a wait for something
             watching.cancel_scope.cancel()
     finally:
@@ -110,7 +126,9 @@ async def run_trial(
                 f"{daemon.instance_id} exited with {code} after SIGTERM; log {daemon.logs[-1]}"
             )
     await _check(stack, backends, plan, seen, published, counts)
-    return TrialResult(plan, counts, time.monotonic() - began, workdir)
+    triggers_in_s = max(arrivals.values()) - chaos_began if settled else None
+    seconds = time.monotonic() - began
+    return TrialResult(plan, counts, seconds, workdir, triggers_in_s, published, seen)
 
 
 async def _check(
@@ -131,6 +149,15 @@ async def _check(
     if rejected:
         counts.details.append(f"{rejected} audit rows refused by BigQuery (see the spools' .rejected files)")
     check_audit(published, seen, rows, counts)
+
+
+async def _until_recorded(stack: TrialStack, published: list[Published], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while await unrecorded(stack.project, stack.collection, stack.policy, published):
+        if time.monotonic() > deadline:
+            return False
+        await anyio.sleep(0.5)
+    return True
 
 
 async def _until(predicate: object, timeout_s: float, interval_s: float = 0.2) -> bool:
@@ -165,11 +192,12 @@ async def _publish(stack: TrialStack, plan: TrialPlan, published: list[Published
             published.append(Published(completion, message_id))
 
 
-async def _watch(stack: TrialStack, seen: list[Received]) -> None:
+async def _watch(stack: TrialStack, seen: list[Received], arrivals: dict[TriggerIdentity, float]) -> None:
     """Every message on the trigger topics, as a consumer downstream would see it (acked at once)."""
 
     async def record(received: Received) -> None:
         seen.append(received)
+        arrivals.setdefault(trigger_identity(received), time.monotonic())
 
     topics = trigger_topics(stack.policy)
     async with aiohttp.ClientSession() as session:
