@@ -39,6 +39,7 @@ TriggerIdentity = tuple[str, str, str | None]  # topic, trigger id, source_table
 class Published:
     completion: Completion
     message_id: str
+    at: str = ""  # when it was published (wall clock, ISO): to read a failed trial against the logs
 
 
 @dataclass
@@ -153,6 +154,22 @@ async def unrecorded(
     finally:
         client.close()
     return missing
+
+
+async def key_records(project: str, collection: str) -> list[dict[str, Any]]:
+    """Each key's shared record as the daemons left it (claim, holder, lease, publish time; the inputs
+    only counted): what a slow or failed trial is diagnosed from."""
+    client = firestore_client(project)
+    try:
+        out = []
+        async for snapshot in client.collection(collection).stream():
+            document = snapshot.to_dict() or {}
+            inputs = document.pop("inputs", {}) or {}
+            document.pop("expire_at", None)
+            out.append({"key": snapshot.id, **document, "inputs": len(inputs)})
+        return out
+    finally:
+        client.close()
 
 
 async def audit_rows(

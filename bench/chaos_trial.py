@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
@@ -32,6 +33,7 @@ from bench.chaos_checks import (
     check_audit,
     check_completions,
     check_triggers,
+    key_records,
     trigger_identity,
     unrecorded,
 )
@@ -70,6 +72,7 @@ class TrialResult:
     triggers_in_s: float | None = None
     published: list[Published] = field(default_factory=list)
     seen: list[Received] = field(default_factory=list)  # the trigger messages, each delivery
+    keys: list[dict[str, Any]] = field(default_factory=list)  # the shared records in Firestore, at the end
 
 
 def plan_trial(
@@ -125,10 +128,10 @@ async def run_trial(
             counts.details.append(
                 f"{daemon.instance_id} exited with {code} after SIGTERM; log {daemon.logs[-1]}"
             )
-    await _check(stack, backends, plan, seen, published, counts)
+    keys = await _check(stack, backends, plan, seen, published, counts)
     triggers_in_s = max(arrivals.values()) - chaos_began if settled else None
     seconds = time.monotonic() - began
-    return TrialResult(plan, counts, seconds, workdir, triggers_in_s, published, seen)
+    return TrialResult(plan, counts, seconds, workdir, triggers_in_s, published, seen, keys)
 
 
 async def _check(
@@ -138,10 +141,12 @@ async def _check(
     seen: list[Received],
     published: list[Published],
     counts: Counts,
-) -> None:
+) -> list[dict[str, Any]]:
+    """The checks; returns the keys' shared records (for diagnosis)."""
     check_triggers(plan.days, stack.policy, seen, counts)
     with firestore_at(backends.firestore.host_port):
         await check_completions(stack.project, stack.collection, stack.policy, published, counts)
+        keys = await key_records(stack.project, stack.collection)
     dates = sorted(date.fromisoformat(day.game_date) for day in plan.days)
     rows, rejected = await audit_rows(
         stack.project, DATASET, stack.endpoints.bigquery, stack.spools, dates[0], dates[-1]
@@ -149,6 +154,7 @@ async def _check(
     if rejected:
         counts.details.append(f"{rejected} audit rows refused by BigQuery (see the spools' .rejected files)")
     check_audit(published, seen, rows, counts)
+    return keys
 
 
 async def _until_recorded(stack: TrialStack, published: list[Published], timeout_s: float) -> bool:
@@ -189,7 +195,7 @@ async def _publish(stack: TrialStack, plan: TrialPlan, published: list[Published
         for completion, gap_s in zip(plan.messages, plan.gaps_s, strict=True):
             await anyio.sleep(gap_s)  # the seed's pace, so that faults fall between messages
             message_id = await publisher.publish(completion.topic, completion.data, {})
-            published.append(Published(completion, message_id))
+            published.append(Published(completion, message_id, datetime.now(UTC).isoformat()))
 
 
 async def _watch(stack: TrialStack, seen: list[Received], arrivals: dict[TriggerIdentity, float]) -> None:
