@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/overnight_full_cascade.jsonl
 
-.PHONY: setup demo test lint typecheck unit bench bench-fuzz bench-cost local-stack clean
+.PHONY: setup demo test lint typecheck unit bench bench-fuzz bench-cost chaos local-stack clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,14 @@ RATE ?= 100
 INSTANCES ?= 1
 bench-cost: setup
 	$(BIN)/python -m bench.router_cost --events $(EVENTS) --rate $(RATE) --instances $(INSTANCES)
+
+# The fault suite (docs/chaos.md): TRIALS seeded trials of 3 daemons under kill -9, a Firestore stall and a
+# BigQuery outage, ~20 s each; one summary line, exit 1 if any check failed. SEED=S re-runs from seed S
+# (trial i has seed S+i). A one-trial version is in `make test` (tests/integration/test_chaos.py).
+TRIALS ?= 100
+SEED ?=
+chaos: setup
+	$(BIN)/python -m bench.chaos --trials $(TRIALS) $(if $(SEED),--seed $(SEED))
 
 # docker-compose.yml without Docker: the emulators, provision, `cascade run` and `cascade publish` as processes
 # (ops/local_stack.py); prints /status, then stops everything. SPEED=60 for the compose pace.
