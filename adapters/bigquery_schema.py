@@ -232,8 +232,12 @@ def canonical_json(row: Mapping[str, Any]) -> str:
 
 
 def insert_id(row: Mapping[str, Any]) -> str:
-    """Deterministic per audit row, so a resend of the same row carries the same insertId."""
-    return hashlib.sha256(canonical_json(row).encode()).hexdigest()
+    """Deterministic per audit row, so a resend of the same row carries the same insertId. An `input` row
+    is identified by its content without `at`: the daemon writes it again when a message it finds recorded
+    is redelivered (the process that recorded it may have died before its audit row was durable), and that
+    second row must deduplicate with the first."""
+    identity = {k: v for k, v in row.items() if k != "at"} if row.get("kind") == "input" else row
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
 def bigquery_rows(row: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:

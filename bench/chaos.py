@@ -57,7 +57,8 @@ class Run:
             f"chaos: {c.trials} trials, {c.dates} dates, {c.transitions} transitions, {c.messages} messages: "
             f"{c.conflicting} conflicting, {c.missing} missing triggers, {c.incomplete_fanouts} incomplete "
             f"fan-outs, {c.lost_completions} lost completions, {c.lost_audit_rows} lost audit rows, "
-            f"{c.unexpected_exits} unexpected exits; {c.republished} republished; "
+            f"{c.unexpected_exits} unexpected exits; {c.republished} republished, "
+            f"{c.store_outages} instances in the Firestore-outage mode; "
             f"faults: {self.kills} kill -9, {self.firestore_stalls} firestore stalls, "
             f"{self.bigquery_outages} bigquery outages"
         )
@@ -76,7 +77,8 @@ def trial_line(index: int, total: int, result: TrialResult) -> str:
         f"{c.dates} dates, {c.messages} messages; {plan.faults.describe()}; "
         f"conflicting {c.conflicting}, missing {c.missing}, incomplete fan-outs {c.incomplete_fanouts}, "
         f"lost completions {c.lost_completions}, lost audit rows {c.lost_audit_rows}, "
-        f"unexpected exits {c.unexpected_exits}, republished {c.republished}"
+        f"unexpected exits {c.unexpected_exits}, republished {c.republished}, "
+        f"in the outage mode {c.store_outages}"
     )
 
 

@@ -57,6 +57,8 @@ class Counts:
     lost_audit_rows: int = 0
     unexpected_exits: int = 0
     republished: int = 0
+    # Instances that routed in the Firestore-outage mode (README, "When Firestore is down"): not a failure.
+    store_outages: int = 0
     details: list[str] = field(default_factory=list)
 
     MUST_BE_ZERO = (
@@ -73,7 +75,8 @@ class Counts:
         return all(getattr(self, name) == 0 for name in self.MUST_BE_ZERO)
 
     def add(self, other: Counts) -> None:
-        for name in ("trials", "dates", "transitions", "messages", "republished", *self.MUST_BE_ZERO):
+        informational = ("trials", "dates", "transitions", "messages", "republished", "store_outages")
+        for name in (*informational, *self.MUST_BE_ZERO):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 

@@ -39,6 +39,9 @@ OVERNIGHT_DEADLINES = {
     'fallback: {day_offset: 1, at: "06:00"}': 'fallback: {day_offset: 3, at: "23:00"}',
     'self_heal: {day_offset: 1, at: "08:00"}': 'self_heal: {day_offset: 3, at: "23:30"}',
 }
+# A Firestore stall of more than ~15 s (10 s timeout + 5 s) puts the instances in the outage mode (README,
+# "When Firestore is down"), so trials exercise it; the NBA policy waits 60 s.
+FAST_OUTAGE = {"outage_after_s: 60": "outage_after_s: 5", "probe_every_s: 10": "probe_every_s: 2"}
 
 
 @dataclass
@@ -81,9 +84,9 @@ def resume(emulator: Emulator) -> None:
 
 def chaos_policy_path(directory: Path) -> Path:
     text = default_policy_text()[0]
-    for old, new in OVERNIGHT_DEADLINES.items():
+    for old, new in (OVERNIGHT_DEADLINES | FAST_OUTAGE).items():
         if old not in text:
-            raise RuntimeError(f"the default policy no longer has {old!r}; update OVERNIGHT_DEADLINES")
+            raise RuntimeError(f"the default policy no longer has {old!r}; update chaos_stack.py")
         text = text.replace(old, new)
     path = directory / "chaos-policy.yaml"
     path.write_text(text)

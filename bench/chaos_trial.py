@@ -128,6 +128,7 @@ async def run_trial(
             counts.details.append(
                 f"{daemon.instance_id} exited with {code} after SIGTERM; log {daemon.logs[-1]}"
             )
+    counts.store_outages = sum(_entered_outage(daemon.logs) for daemon in stack.daemons)
     keys = await _check(stack, backends, plan, seen, published, counts)
     triggers_in_s = max(arrivals.values()) - chaos_began if settled else None
     seconds = time.monotonic() - began
@@ -233,3 +234,10 @@ def firestore_at(host_port: str) -> Iterator[None]:
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+def _entered_outage(logs: list[Path]) -> bool:
+    """Whether this instance (any of its starts) routed in the Firestore-outage mode."""
+    return any(
+        "alert state_store_unavailable" in log.read_text(errors="replace") for log in logs if log.exists()
+    )

@@ -158,6 +158,7 @@ class Daemon:
             alert_topic=settings.alert_topic,
             status_topic=settings.status_topic,
             claim_lease_s=settings.claim_lease_s,
+            reaudit_redeliveries=True,
         )
         metered = MeteredAudit(self.audit, self.metrics)
         # Status announcements and alerts are best effort: they wait up to 0.2 s to share a request.

@@ -56,7 +56,7 @@ from router.effects import (
 )
 from router.intake import Rejected, Rejection, accept
 from router.keys import Key
-from router.machine import step
+from router.machine import recorded, step
 from router.records import body_of
 from router.shared import SharedKey
 from router.shared_step import Decided, Identity, decide
@@ -87,6 +87,10 @@ class EngineConfig:
     claim_lease_s: float = 60.0
     # False only where one task feeds the engine one event at a time (replay): no per-key locks needed.
     concurrent: bool = True
+    # A redelivered completion found already recorded gets its input row again (same insert_id, see
+    # `adapters.bigquery_schema.insert_id`): the process that recorded it may have been killed before the
+    # row was durable. Off in replay, where nothing is killed and the timeline stays one row per input.
+    reaudit_redeliveries: bool = False
 
 
 FollowUp = tuple[Key, ev.Event]
@@ -120,6 +124,7 @@ class Engine:
         # fast_acquire: an uncontended lock does not yield to the event loop (most keys are uncontended).
         self._locks: defaultdict[Key, anyio.Lock] = defaultdict(lambda: anyio.Lock(fast_acquire=True))
         self._concurrent = config.concurrent
+        self._reaudit = config.reaudit_redeliveries
         self.watch = watch
         # The game-day calendar: None until replay gives its span or the daemon first follows the clock.
         self.expected: ExpectedDays | None = None
@@ -314,7 +319,17 @@ class Engine:
         two policies); returns the outcome of the publish it started, if any."""
         now, policy = self._clock.now(), self._policy()
         decided, local = await self._decide(key, event, now, policy)
+        if again := self._reaudited(key, event, decided, now):
+            await self._audit.write(again)  # for the audit log only: the date watch saw it the first time
         return decided, await self._carry_out(key, decided, now, policy, pending, local)
+
+    def _reaudited(self, key: Key, event: ev.Event, decided: Decided, now: datetime) -> list[AuditRow]:
+        """The input row of a redelivered completion already recorded (see `reaudit_redeliveries`)."""
+        if not (self._reaudit and isinstance(event, ev.CompletionArrived)):
+            return []
+        if any(isinstance(e, DuplicateIgnored) and e.message_id == event.message_id for e in decided.effects):
+            return [audit_rows.input_row(now, recorded(key, event))]
+        return []
 
     async def _decide(self, key: Key, event: ev.Event, now: datetime, policy: Policy) -> tuple[Decided, bool]:
         """One store update: merge, step, fold (see the module docstring); then commit the state here.

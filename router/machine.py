@@ -152,18 +152,21 @@ def _on_completion(
         out.append(DuplicateIgnored(key, event.message_id))
         return state
     state = _adopt_explicit_mode(state, event, out)
-    hint = hinted_mode(event.hints)
-    out.append(
-        RecordCompletion(
-            key, event.message_id, event.processor, event.raw_name, event.report, event.original, hint
-        )
-    )
+    out.append(recorded(key, event))
     state = _remember(state, event, now, policy, out)
     if state.settled:
         return state  # late input after the trigger: recorded for the audit, never a second trigger
     if state.breaker.state is BreakerState.OPEN:
         return state.evolve(phase=Phase.BREAKER_OPEN)
     return _evaluate_and_act(state, now, policy, out, cause="event")
+
+
+def recorded(key: Key, event: ev.CompletionArrived) -> RecordCompletion:
+    """How a completion is recorded: the same for its first delivery and any redelivery of it."""
+    hint = hinted_mode(event.hints)
+    return RecordCompletion(
+        key, event.message_id, event.processor, event.raw_name, event.report, event.original, hint
+    )
 
 
 def _on_synced(
