@@ -99,6 +99,12 @@ async def records(stack: Stack, keys: list[Key]) -> dict[Key, tuple[SharedKey, l
     return found
 
 
+def phase_2_triggered(stack: Stack) -> None:
+    """The day begins while Firestore answers: phase 2 completes and its trigger comes out."""
+    anyio.run(publish, stack, overnight_messages()[:PHASE2_MESSAGES])
+    anyio.run(collect_triggers, stack, {"nba-phase3-trigger": 1})
+
+
 def routed_the_rest_while_down(stack: Stack, daemon: subprocess.Popen[str]) -> dict[str, list[Any]]:
     """The rest of the day is published while Firestore does not answer: every later trigger comes out."""
     anyio.run(publish, stack, overnight_messages()[PHASE2_MESSAGES:])
@@ -133,8 +139,7 @@ def test_firestore_stopped_for_60_s_mid_day_the_day_cascades_and_its_records_are
     stack = outage_stack
     daemon = start(stack)
     try:
-        anyio.run(publish, stack, overnight_messages()[:PHASE2_MESSAGES])
-        anyio.run(collect_triggers, stack, {"nba-phase3-trigger": 1})
+        phase_2_triggered(stack)
         pause(own_firestore)
         stopped_at = time.monotonic()
         try:
@@ -157,8 +162,7 @@ def test_firestore_killed_outright_the_day_cascades_and_a_new_one_gets_the_journ
     stack = outage_stack
     daemon = start(stack)
     try:
-        anyio.run(publish, stack, overnight_messages()[:PHASE2_MESSAGES])
-        anyio.run(collect_triggers, stack, {"nba-phase3-trigger": 1})
+        phase_2_triggered(stack)
         kill(own_firestore)
         routed_the_rest_while_down(stack, daemon)
         # A new one on the same port, empty: what the old one knew died with it. The fixture stops it.
