@@ -70,24 +70,6 @@ def test_a_sighup_right_after_start_does_not_kill_the_daemon(stack: Stack) -> No
         process.stdout.close()
 
 
-def test_a_sigterm_during_the_start_ends_it_in_order_with_exit_0(stack: Stack) -> None:
-    process = spawn(stack)
-    out = Lines(process)
-    try:
-        # Right after the handlers: the topic check, the history read and the rebuild are still to come.
-        assert wait_until(lambda: out.has("signal handlers installed") or process.poll() is not None, 30)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0, out.text()[-3000:]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        text = out.text()
-        assert process.stdout is not None
-        process.stdout.close()
-    assert "cascade stopped" in text and "cascade is routing" not in text
-
-
 @pytest.fixture
 def own_bigquery() -> Iterator[Emulator]:
     """A BigQuery emulator this test may stop (SIGSTOP: it accepts connections and never answers)."""
@@ -98,6 +80,29 @@ def own_bigquery() -> Iterator[Emulator]:
         assert emulator.process is not None
         os.killpg(emulator.process.pid, signal.SIGCONT)
         emulator.stop()
+
+
+def test_a_sigterm_during_the_start_ends_it_in_order_with_exit_0(
+    stack: Stack, own_bigquery: Emulator
+) -> None:
+    """BigQuery frozen: the start waits on its history read (up to 20 s), and the SIGTERM falls inside it."""
+    audit_into(stack, own_bigquery)
+    assert own_bigquery.process is not None
+    os.killpg(own_bigquery.process.pid, signal.SIGSTOP)
+    process = spawn(stack)
+    out = Lines(process)
+    try:
+        assert wait_until(lambda: out.has("signal handlers installed") or process.poll() is not None, 30)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, out.text()[-3000:]  # the start is cancelled, not waited for
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        text = out.text()
+        assert process.stdout is not None
+        process.stdout.close()
+    assert "cascade stopped" in text and "cascade is routing" not in text
 
 
 def spooled_message_ids(spool: Path) -> set[str]:
