@@ -70,6 +70,7 @@ from adapters.audit_wal import WriteAheadLog, move_wal_into_spool, spool_line
 from adapters.batching import due_in_s
 from adapters.bigquery_http import describe, gcloud_session
 from adapters.bigquery_schema import TABLES, InvalidAuditRow, bigquery_rows, canonical_json
+from adapters.durable_file import append_durably, end_with_newline
 from adapters.errors import TransientError
 from adapters.ports import AuditRow
 
@@ -143,7 +144,7 @@ class BigQueryAuditSink:
         self.spooled_rows = 0
         self.sent_rows = 0
         self.rejected_rows = 0
-        _end_with_newline(spool_path)  # a crash mid-append must not glue the next row onto a torn one
+        end_with_newline(spool_path)  # a crash mid-append must not glue the next row onto a torn one
         move_wal_into_spool(spool_path)  # the buffer of a process that died: resent like spooled rows
         self.spool_pending = _count_lines(spool_path)  # left by a previous process: resent first
         self._wal = WriteAheadLog(spool_path)
@@ -429,7 +430,7 @@ class BigQueryAuditSink:
         if not data:
             return
         count = data.count(b"\n")
-        _append_durably(self._spool_path, data)
+        append_durably(self._spool_path, data)
         self.spooled_rows += count
         self.spool_pending += count
 
@@ -461,19 +462,11 @@ class BigQueryAuditSink:
         log.error("audit: %d rows rejected, kept in %s: %s", len(lines), self.rejected_path, rejected[0][1])
         self.rejected_rows += len(lines)
         try:
-            _append_durably(self.rejected_path, "".join(lines).encode())
+            append_durably(self.rejected_path, "".join(lines).encode())
         except OSError:  # never let the audit log stop routing: the log line is the last copy
             log.exception(
                 "audit: rejected file %s not writable; rejected rows: %s", self.rejected_path, lines
             )
-
-
-def _append_durably(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def _count_lines(path: Path) -> int:
@@ -482,20 +475,6 @@ def _count_lines(path: Path) -> int:
             return sum(1 for line in spool if line.strip())
     except FileNotFoundError:
         return 0
-
-
-def _end_with_newline(path: Path) -> None:
-    try:
-        with path.open("rb") as spool:
-            spool.seek(0, os.SEEK_END)
-            if spool.tell() == 0:
-                return
-            spool.seek(-1, os.SEEK_END)
-            torn = spool.read(1) != b"\n"
-    except FileNotFoundError:
-        return
-    if torn:
-        _append_durably(path, b"\n")
 
 
 async def provision_bigquery(

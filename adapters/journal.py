@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.durable_file import append_durably, end_with_newline
 from adapters.errors import TransientError
 from adapters.ports import Journaled
 from policies.breaker import Breaker, BreakerState
@@ -36,21 +37,17 @@ _INSTANT = "$at"  # how an instant is written in a line (JSON has no datetime)
 class FileJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._whole = False  # the file ends with a whole line (checked at the first append)
+        self._whole = False  # the file ends with a whole line (made sure of at the first append)
 
     def append(self, key: Key, record: SharedKey, bodies: Mapping[str, str]) -> None:
         line: dict[str, Any] = {"game_date": key.game_date.isoformat(), "transition": key.transition}
         line |= {"record": _fields(record), "bodies": dict(bodies)}
         data = (json.dumps(line, default=_instant, separators=(",", ":")) + "\n").encode()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as journal:
-                if not self._whole and journal.tell() > 0 and not self._ends_with_newline():
-                    data = b"\n" + data  # after a line torn by a crash: start a line of our own
+            if not self._whole:  # after a line torn by a crash: our lines start on a line of their own
+                end_with_newline(self.path)
                 self._whole = True
-                journal.write(data)
-                journal.flush()
-                os.fsync(journal.fileno())
+            append_durably(self.path, data)
         except OSError as exc:  # a full or read-only disk: the completion is nacked, never acked unjournaled
             raise TransientError(f"outage journal {self.path} not writable: {exc}") from exc
 
@@ -72,11 +69,6 @@ class FileJournal:
             bodies = {**(earlier.bodies if earlier else {}), **line.get("bodies", {})}
             kept[key] = Journaled(record, bodies)
         return kept
-
-    def _ends_with_newline(self) -> bool:
-        with self.path.open("rb") as journal:
-            journal.seek(-1, os.SEEK_END)
-            return journal.read(1) == b"\n"
 
     def clear(self) -> None:
         with self.path.open("wb") as journal:

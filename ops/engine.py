@@ -58,7 +58,7 @@ from router.intake import Rejected, Rejection, accept
 from router.keys import Key
 from router.machine import recorded, step
 from router.records import body_of
-from router.shared import SharedKey
+from router.shared import ClaimState, SharedKey
 from router.shared_step import Decided, Identity, decide
 from router.state import DateState
 from views.watch import Verdict
@@ -193,7 +193,11 @@ class Engine:
                 self.local.adopt(journaled)
                 self._rebuild_since = since  # the keys only the store knows: once it answers
                 for key, entry in journaled.items():
-                    published = entry.record.published_at if entry.record.claim_state == "published" else None
+                    published = (
+                        entry.record.published_at
+                        if entry.record.claim_state is ClaimState.PUBLISHED
+                        else None
+                    )
                     await self.submit(key, ev.Restored(entry.record.mode, (), published))
                 return len(journaled)
         try:
@@ -222,9 +226,8 @@ class Engine:
         if self._rebuild_since is not None:
             await self.rebuild(self._rebuild_since)
             self._rebuild_since = None
-        for (
-            key
-        ) in keys:  # what other instances recorded meanwhile comes in with a fresh read, decided at once
+        # What other instances recorded meanwhile comes in with a fresh read, and is decided at once.
+        for key in keys:
             state = self.states.get(key)
             if state is not None and not state.settled:
                 await self.submit(key, ev.Restored(None, (), None))
@@ -327,7 +330,7 @@ class Engine:
         """The input row of a redelivered completion already recorded (see `reaudit_redeliveries`)."""
         if not (self._reaudit and isinstance(event, ev.CompletionArrived)):
             return []
-        if any(isinstance(e, DuplicateIgnored) and e.message_id == event.message_id for e in decided.effects):
+        if _delivery(event, decided) is Delivery.DUPLICATE:
             return [audit_rows.input_row(now, recorded(key, event))]
         return []
 
