@@ -13,15 +13,13 @@ cancelled (Ctrl-C), and `running_backends` continues every emulator again before
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import anyio
 
-from bench.chaos_stack import Daemon, resume
+from bench.chaos_stack import Daemon
 from tests.support.emulators import Emulator
 
 # Fault windows in seconds; a trial publishes over about PUBLISH_WINDOW_S, and the faults fall inside it
@@ -100,9 +98,8 @@ async def pause_emulator(emulator: Emulator, pause: Pause) -> None:
 
 @contextlib.contextmanager
 def stopped(emulator: Emulator) -> Iterator[None]:
-    assert emulator.process is not None
-    os.killpg(emulator.process.pid, signal.SIGSTOP)
+    emulator.freeze()
     try:
         yield
     finally:
-        resume(emulator)
+        emulator.thaw()

@@ -72,14 +72,7 @@ def running_backends() -> Iterator[Backends]:
         yield backends
     finally:
         for emulator in backends.all():
-            resume(emulator)  # a stopped (SIGSTOP) process would ignore the SIGTERM until continued
-            emulator.stop()
-
-
-def resume(emulator: Emulator) -> None:
-    if emulator.process is not None and emulator.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(emulator.process.pid, signal.SIGCONT)
+            emulator.stop()  # continues a stopped (SIGSTOP) one first
 
 
 def chaos_policy_path(directory: Path) -> Path:

@@ -4,7 +4,6 @@ start; SIGTERM mid-stream while BigQuery does not answer — every audit row end
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -77,8 +76,6 @@ def own_bigquery() -> Iterator[Emulator]:
     try:
         yield emulator
     finally:
-        assert emulator.process is not None
-        os.killpg(emulator.process.pid, signal.SIGCONT)
         emulator.stop()
 
 
@@ -87,8 +84,7 @@ def test_a_sigterm_during_the_start_ends_it_in_order_with_exit_0(
 ) -> None:
     """BigQuery frozen: the start waits on its history read (up to 20 s), and the SIGTERM falls inside it."""
     audit_into(stack, own_bigquery)
-    assert own_bigquery.process is not None
-    os.killpg(own_bigquery.process.pid, signal.SIGSTOP)
+    own_bigquery.freeze()
     process = spawn(stack)
     out = Lines(process)
     try:
@@ -140,8 +136,7 @@ def test_sigterm_while_bigquery_does_not_answer_spools_every_audit_row(
     spool = audit_into(stack, own_bigquery)
     process = start(stack)
     try:
-        assert own_bigquery.process is not None
-        os.killpg(own_bigquery.process.pid, signal.SIGSTOP)  # from now on BigQuery hangs every request
+        own_bigquery.freeze()  # from now on BigQuery hangs every request
         messages = overnight_messages()[:7]
         ids = anyio.run(publish_all, stack, messages)
         assert wait_until(
@@ -186,8 +181,7 @@ def test_a_crashed_task_still_spools_every_audit_row_and_exits_non_zero(
     spool = audit_into(stack, own_bigquery)
     process = start(stack)
     try:
-        assert own_bigquery.process is not None
-        os.killpg(own_bigquery.process.pid, signal.SIGSTOP)
+        own_bigquery.freeze()
         messages = overnight_messages()[:5]  # phase 2, all on one topic
         ids = anyio.run(publish_all, stack, messages)
         topic = messages[0][0]

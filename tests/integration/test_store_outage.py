@@ -50,7 +50,6 @@ def own_firestore() -> Iterator[Emulator]:
     try:
         yield emulator
     finally:
-        resume(emulator)
         emulator.stop()
 
 
@@ -59,16 +58,6 @@ def outage_stack(
     pubsub_server: Emulator, own_firestore: Emulator, bigquery_server: Emulator, tmp_path: Path
 ) -> Stack:
     return make_stack(pubsub_server, own_firestore, bigquery_server, tmp_path, FAST_OUTAGE)
-
-
-def pause(emulator: Emulator) -> None:
-    assert emulator.process is not None
-    os.killpg(emulator.process.pid, signal.SIGSTOP)  # it accepts connections and never answers
-
-
-def resume(emulator: Emulator) -> None:
-    if emulator.process is not None and emulator.process.poll() is None:
-        os.killpg(emulator.process.pid, signal.SIGCONT)
 
 
 def kill(emulator: Emulator) -> None:
@@ -140,13 +129,13 @@ def test_firestore_stopped_for_60_s_mid_day_the_day_cascades_and_its_records_are
     daemon = start(stack)
     try:
         phase_2_triggered(stack)
-        pause(own_firestore)
+        own_firestore.freeze()
         stopped_at = time.monotonic()
         try:
             routed_the_rest_while_down(stack, daemon)
             time.sleep(max(0.0, stopped_at + 60 - time.monotonic()))  # the fault lasts 60 s
         finally:
-            resume(own_firestore)
+            own_firestore.thaw()
         assert wait_until(lambda: gauge(stack, "cascade_state_store_unavailable") == 0, 60)
         assert gauge(stack, "cascade_store_journal_keys") == 0
         assert_records_complete(stack, the_day())

@@ -6,6 +6,7 @@ with its output in a log file that a failing start prints. Start is polled with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -89,9 +90,20 @@ class Emulator:
             return False
         return http_ok(self.health_url)
 
+    def freeze(self) -> None:
+        """SIGSTOP: it still accepts connections and never answers (a hung backend)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        self.thaw()  # a stopped process would not act on the SIGTERM until continued
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)
