@@ -19,7 +19,7 @@ from adapters.pubsub import PubSubPublisher
 from tests.integration.test_daemon import Stack, metric, overnight_messages, spawn, start, stop
 from tests.integration.test_daemon import stack as stack  # the fixture: the three emulators, provisioned
 from tests.support.bigquery_emulator import bigquery_emulator
-from tests.support.emulators import Emulator, wait_until
+from tests.support.emulators import Emulator, running, wait_until
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(180)]
 
@@ -72,11 +72,7 @@ def test_a_sighup_right_after_start_does_not_kill_the_daemon(stack: Stack) -> No
 @pytest.fixture
 def own_bigquery() -> Iterator[Emulator]:
     """A BigQuery emulator this test may stop (SIGSTOP: it accepts connections and never answers)."""
-    emulator = bigquery_emulator().start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+    yield from running(bigquery_emulator())
 
 
 def test_a_sigterm_during_the_start_ends_it_in_order_with_exit_0(

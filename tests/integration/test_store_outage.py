@@ -32,7 +32,7 @@ from tests.integration.test_daemon import (
     start,
     stop,
 )
-from tests.support.emulators import Emulator, firestore_emulator, wait_until
+from tests.support.emulators import Emulator, firestore_emulator, running, wait_until
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(240)]
 
@@ -46,11 +46,7 @@ TRANSITIONS = ("phase2_to_phase3", "phase3_to_phase4", "phase4_to_phase5", "phas
 @pytest.fixture
 def own_firestore() -> Iterator[Emulator]:
     """A Firestore emulator this test may stop or kill (and start again on the same port)."""
-    emulator = firestore_emulator().start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+    yield from running(firestore_emulator())
 
 
 @pytest.fixture

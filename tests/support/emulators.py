@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,3 +144,12 @@ def firestore_emulator(port: int | None = None) -> Emulator:
         port=port,
         health_url=f"http://{HOST}:{port}/",
     )
+
+
+def running(emulator: Emulator) -> Iterator[Emulator]:
+    """For a fixture: started, yielded, stopped afterwards (also when the test failed; a frozen one too)."""
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
