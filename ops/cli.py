@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,9 +12,11 @@ from pathlib import Path
 import anyio
 
 from ops import replay as replaying
-from ops.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
+from ops.exit_codes import EXIT_USAGE
 from ops.policy_file import load_policy
+from ops.provision_cmd import add_provision_command
 from ops.publish_cmd import add_publish_command
+from ops.run_cmd import add_run_command
 from ops.views_cmd import add_view_commands
 from policies.loader import PolicyError
 
@@ -51,19 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--quiet", action="store_true", help="print only the per-date summary")
     rep.set_defaults(handler=_replay)
 
-    run = commands.add_parser("run", help="the always-on router (configured by the environment, see README)")
-    run.add_argument("--policy", type=Path, help="policy file (overrides CASCADE_POLICY_PATH)")
-    run.set_defaults(handler=_run)
-
-    prov = commands.add_parser(
-        "provision", help="create topics, subscriptions, dataset and tables (idempotent)"
-    )
-    prov.add_argument("--project", required=True, help="Google Cloud project (any name on the emulators)")
-    prov.add_argument("--policy", type=Path, help="policy file (default: the built-in NBA policy)")
-    prov.add_argument("--dataset", default="cascade_audit", help="BigQuery dataset for the audit tables")
-    prov.add_argument("--skip-bigquery", action="store_true", help="only Pub/Sub")
-    prov.set_defaults(handler=_provision)
-
+    add_run_command(commands)
+    add_provision_command(commands)
     add_publish_command(commands)
     add_view_commands(commands)
 
@@ -108,54 +98,6 @@ def _replay(args: argparse.Namespace) -> int:
 
         dates = write_report(timeline, policy, args.report, result.until)
         print(f"report: {args.report} ({dates} date{'' if dates == 1 else 's'})")
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from adapters.errors import CascadeError, ConfigurationError
-    from ops import daemon
-    from ops.logs import configure_logging
-    from ops.settings import load_settings
-
-    environ = dict(os.environ)
-    if args.policy is not None:
-        environ["CASCADE_POLICY_PATH"] = str(args.policy)
-    try:
-        settings = load_settings(environ)
-    except CascadeError as exc:
-        print(f"cascade run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(settings.log_level, settings.project)
-    try:
-        return anyio.run(daemon.run, settings, backend_options={"use_uvloop": True})
-    except (PolicyError, CascadeError) as exc:
-        logging.getLogger("cascade").critical("cascade run: %s", exc)
-        return EXIT_USAGE if isinstance(exc, (PolicyError, ConfigurationError)) else EXIT_UNAVAILABLE
-
-
-def _provision(args: argparse.Namespace) -> int:
-    # Imported here: replay and check-policy must not pay for the Google client libraries.
-    from adapters.errors import CascadeError
-    from adapters.pubsub_admin import DEAD_LETTER_TOPIC
-    from ops.provision import Endpoints, provision_all
-
-    try:
-        policy = load_policy(args.policy)
-        endpoints = Endpoints.from_environment()
-        lines = anyio.run(
-            provision_all,
-            args.project,
-            policy,
-            args.dataset,
-            endpoints,
-            DEAD_LETTER_TOPIC,
-            not args.skip_bigquery,
-        )
-    except (PolicyError, CascadeError) as exc:
-        print(f"cascade provision: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, PolicyError) else EXIT_UNAVAILABLE
-    for line in lines:
-        print(line)
     return 0
 
 
