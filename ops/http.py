@@ -9,6 +9,12 @@ route exists, the request is understood, and no credentials would help — a 404
 looking for a typo, a 401 would invite retrying with a token. An empty token counts as not configured.
 Authentication is checked before anything else about the request, so an unauthenticated caller learns
 nothing (not even which transitions exist) and changes nothing.
+
+The admin token is accepted in `Authorization: Bearer <token>` or in `X-Cascade-Admin-Token: <token>`. The
+second is for callers whose `Authorization` header already carries another credential: behind Cloud Run IAM
+the caller's Google identity token goes either in `Authorization` (then the admin token goes in
+`X-Cascade-Admin-Token`) or in `X-Serverless-Authorization`, which Cloud Run checks first (then the admin
+token may stay in `Authorization`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ MAX_REASON_CHARS = 2000
 # An admin body is an operator name and a reason (~2 KB at most); larger is refused with 413 before it is
 # parsed, whether or not the caller declared its length.
 MAX_BODY_BYTES = 16 * 1024
+ADMIN_TOKEN_HEADER = "X-Cascade-Admin-Token"
 
 
 class AdminActions(Protocol):
@@ -90,7 +97,11 @@ def make_app(
                 return _error(403, "admin disabled: no admin token is configured for this instance")
             if not _authorized(request, admin_token):
                 headers = {"WWW-Authenticate": 'Bearer realm="cascade-admin"'}
-                return _error(401, "a valid bearer token is required", headers)
+                return _error(
+                    401,
+                    f"the admin token is required: Authorization: Bearer, or {ADMIN_TOKEN_HEADER}",
+                    headers,
+                )
             try:
                 key = _key(request, known_transitions())
                 body = await _json_body(request)
@@ -133,12 +144,22 @@ def make_app(
 
 
 def _authorized(request: web.Request, token: str) -> bool:
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    # Constant time, on bytes: compare_digest refuses non-ASCII str, and a caller may send anything (header
-    # bytes that are not UTF-8 reach us as surrogates: surrogatepass encodes them instead of raising).
-    return hmac.compare_digest(presented.strip().encode("utf-8", "surrogatepass"), token.encode())
+    """The token in either header is enough: a Google identity token in `Authorization` (Cloud Run IAM) must
+    not hide a right `X-Cascade-Admin-Token`."""
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    presented = [request.headers.get(ADMIN_TOKEN_HEADER)]
+    if scheme.lower() == "bearer":
+        presented.append(bearer)
+    # Both compared, each in constant time, on bytes: compare_digest refuses non-ASCII str, and a caller may
+    # send anything (header bytes that are not UTF-8 reach us as surrogates: surrogatepass encodes them
+    # instead of raising).
+    expected = token.encode()
+    matches = [
+        hmac.compare_digest(value.strip().encode("utf-8", "surrogatepass"), expected)
+        for value in presented
+        if value is not None
+    ]
+    return any(matches)
 
 
 def _key(request: web.Request, transitions: set[str]) -> Key:

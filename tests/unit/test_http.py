@@ -21,6 +21,8 @@ from router.keys import Key
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# What Cloud Run IAM puts in front of the router: a Google-signed JWT (the shape matters, not the signature).
+GOOGLE_ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2Nhc2NhZGUifQ.c2lnbmF0dXJl"
 TRANSITIONS = {"phase2_to_phase3", "phase3_to_phase4"}
 KEY = Key(date(2025, 12, 30), "phase2_to_phase3")
 
@@ -158,7 +160,43 @@ BAD_CREDENTIALS = [
     {"Authorization": f"Bearer {TOKEN}x"},
     {"Authorization": "Bearer"},
     {"Authorization": "Bearer tökén"},  # non-ASCII must be a 401, not a 500
+    {"X-Cascade-Admin-Token": "wrong-token"},
+    {"X-Cascade-Admin-Token": f"Bearer {TOKEN}"},  # the header holds the bare token
+    {"X-Cascade-Admin-Token": "tökén"},
+    {"Authorization": f"Bearer {GOOGLE_ID_TOKEN}", "X-Cascade-Admin-Token": "wrong-token"},
+    # X-Serverless-Authorization belongs to Cloud Run (the caller's identity token), never to the router.
+    {"X-Serverless-Authorization": f"Bearer {TOKEN}"},
 ]
+# Any header way of presenting the admin token that the router accepts (ops/http.py, module docstring).
+GOOD_CREDENTIALS = [
+    pytest.param(AUTH, id="authorization-bearer"),
+    pytest.param({"X-Cascade-Admin-Token": TOKEN}, id="x-cascade-admin-token"),
+    # Cloud Run IAM, identity token in Authorization: the admin token goes in X-Cascade-Admin-Token.
+    pytest.param(
+        {"Authorization": f"Bearer {GOOGLE_ID_TOKEN}", "X-Cascade-Admin-Token": TOKEN},
+        id="iam-in-authorization",
+    ),
+    # Cloud Run IAM, identity token in X-Serverless-Authorization: the admin token stays in Authorization.
+    pytest.param(
+        {"X-Serverless-Authorization": f"Bearer {GOOGLE_ID_TOKEN}", **AUTH},
+        id="iam-in-x-serverless-authorization",
+    ),
+    # A wrong token in one header does not veto the right one in the other.
+    pytest.param(
+        {"Authorization": "Bearer wrong-token", "X-Cascade-Admin-Token": TOKEN}, id="right-in-either"
+    ),
+]
+
+
+@pytest.mark.parametrize("headers", GOOD_CREDENTIALS)
+async def test_the_admin_token_is_accepted_in_authorization_or_x_cascade_admin_token(
+    client: TestClient[Any, Any], admin: RecordingAdmin, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/admin/breakers/phase2_to_phase3/2025-12-30/reset", json={"operator": "alice"}, headers=headers
+    )
+    assert response.status == 200
+    assert admin.calls == [("reset_breaker", KEY, "alice")]
 
 
 @pytest.mark.parametrize("headers", BAD_CREDENTIALS)
