@@ -12,6 +12,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# The distribution was called "cascade" before it became cascade-router (the PyPI name is another
+	@# project's); a venv made before the rename still has it registered, with the same `cascade` script.
+	$(BIN)/pip uninstall --quiet --yes cascade 2>/dev/null || true
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -24,6 +27,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy router policies views adapters ops
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile ops/docker/*.Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 test: lint
 	$(BIN)/pytest

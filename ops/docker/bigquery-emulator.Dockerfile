@@ -10,15 +10,17 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 BQEMU_ENABLE_FORMAT_EXTENSIONS=false
 WORKDIR /opt/bqemu
 COPY constraints.txt ./
-# numpy: bqemulator needs it but does not declare it.
+# numpy: bqemulator needs it but does not declare it. DL3013 (pin versions in pip): constraints.txt pins
+# numpy and every transitive dependency.
+# hadolint ignore=DL3013
 RUN pip install --no-cache-dir -c constraints.txt bqemulator==1.4.0 numpy
 # The launcher imports tests.support.emulators (host/port helpers, standard library only), so it runs as
 # `python -m tests.support.bigquery_emulator`, with the two modules in their package layout.
 COPY tests/__init__.py tests/
 COPY tests/support/__init__.py tests/support/emulators.py tests/support/bigquery_emulator.py tests/support/
-# A home directory: DuckDB looks for cached extensions there.
+# A home directory: DuckDB looks for cached extensions there. USER by number (hadolint DL3066), bqemu.
 RUN useradd --system --create-home --uid 10002 bqemu
-USER bqemu
+USER 10002
 EXPOSE 9050 9060
 ENTRYPOINT ["python", "-m", "tests.support.bigquery_emulator", "start"]
 # In memory: a restart of the container starts empty (run `provision` again). For a persistent one, mount a
