@@ -125,7 +125,7 @@ class Daemon:
         self._last_forget = self.progress.started_at
         self._last_sweep = self.progress.started_at
         self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry)
+        self.metrics = Metrics(self.registry, process_metrics=True)
         self.policy = PolicyHolder(load_policy(settings.policy_path), settings.policy_path)
         pubsub_root = _root(settings.pubsub_emulator_host, "/v1")
         bigquery_root = _root(settings.bigquery_emulator_host, "/bigquery/v2")

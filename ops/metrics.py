@@ -1,6 +1,7 @@
 """Every Prometheus metric of the daemon, owned by one class on an injected `CollectorRegistry`.
 
-The daemon builds one `Metrics` on the default registry; tests build one per test on a fresh registry.
+The daemon builds one `Metrics` on its own registry, with the process' runtime metrics (`process_*`,
+`python_gc_*`, `python_info`); tests build one per test on a fresh registry, with only the `cascade_*` ones.
 Label values are kept to small, bounded sets: free text (dead-letter reasons, outcomes the caller made up)
 is reduced to a fixed category here, so a bad message can never create a new time series.
 """
@@ -11,7 +12,15 @@ from collections import Counter as Tally
 from collections.abc import Mapping
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from policies.breaker import BreakerState
@@ -68,8 +77,15 @@ def _bounded(value: str, allowed: frozenset[str]) -> str:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, process_metrics: bool = False) -> None:
+        """`process_metrics`: also expose the process' CPU, memory, open files and start time (`process_*`,
+        read from /proc, so Linux only), the garbage collector's counts (`python_gc_*`) and the interpreter
+        (`python_info`). prometheus_client puts these on its default registry only, which the daemon does not
+        serve; their collectors read the process on each scrape and keep no state, so they can be shared."""
         self.registry = registry
+        if process_metrics:
+            for collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
+                registry.register(collector)
         self.events = Counter(
             "cascade_events_received_total",
             "Messages delivered from a completion subscription, by outcome "
