@@ -60,10 +60,10 @@ chaos: setup
 	$(BIN)/python -m bench.chaos --trials $(TRIALS) $(if $(SEED),--seed $(SEED))
 
 # docker-compose.yml without Docker: the emulators, provision, `cascade run` and `cascade publish` as processes
-# (ops/local_stack.py); prints /status, then stops everything. SPEED=60 for the compose pace.
+# (tests/support/local_stack.py); prints /status, then stops everything. SPEED=60 for the compose pace.
 SPEED ?= 600
 local-stack: setup
-	$(BIN)/python -m ops.local_stack --events $(EXAMPLE) --speed $(SPEED)
+	$(BIN)/python -m tests.support.local_stack --events $(EXAMPLE) --speed $(SPEED)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

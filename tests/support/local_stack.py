@@ -1,4 +1,4 @@
-"""`make local-stack` (`python -m ops.local_stack`): the docker-compose flow, without Docker.
+"""`make local-stack` (`python -m tests.support.local_stack`): the docker-compose flow, without Docker.
 
 docker-compose.yml runs the emulators, `cascade provision`, `cascade run` and `cascade publish` as containers.
 Here the same steps run as processes on this machine, with the emulators the test suite uses
@@ -12,15 +12,15 @@ Here the same steps run as processes on this machine, with the emulators the tes
   6. SIGTERM the router (it should drain and exit 0), stop the emulators.
 
 Everything started is stopped on the way out, also after a failure or Ctrl-C. The router's log and the audit
-spool stay in a temporary directory whose path is printed. Run from the repository root (it imports
-`tests.support`, and the BigQuery launcher is `-m tests.support.bigquery_emulator`).
+spool stay in a temporary directory whose path is printed. Run from the repository root (the BigQuery
+launcher is `-m tests.support.bigquery_emulator`). A developer's tool built on the test suite's emulator
+helpers, so it lives here and not in `ops/`, which ships in the wheel without `tests/`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -37,9 +37,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.replay import read_recording
+from tests.support.bigquery_emulator import bigquery_emulator
 from tests.support.emulators import HOST, Emulator, firestore_emulator, free_port, pubsub_emulator, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "cascade-local"
 ROUTER_START_S = 60.0
 ROUTER_STOP_S = 15.0  # the daemon drains within CASCADE_SHUTDOWN_GRACE_S (8 s by default)
@@ -82,7 +83,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ops.local_stack",
+        prog="python -m tests.support.local_stack",
         description="emulators + cascade provision + cascade run + cascade publish, as processes",
     )
     parser.add_argument("--events", type=Path, default=ROOT / "examples/overnight_full_cascade.jsonl")
@@ -100,7 +101,7 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack)
     emulators = {
         "pubsub": pubsub_emulator(),
         "firestore": firestore_emulator(),
-        "bigquery": _bigquery_emulator(),
+        "bigquery": bigquery_emulator(),
     }
     for name, emulator in emulators.items():
         cleanup.callback(emulator.stop)  # registered first: a Ctrl-C during start still stops it
@@ -155,14 +156,6 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack)
     code = _stop(router)
     print(f"# router exited with {code} after SIGTERM")
     return 0 if code == 0 and status is not None else 1
-
-
-def _bigquery_emulator() -> Emulator:
-    # Imported by name, not statically: `mypy ops` would otherwise also check
-    # tests/support/bigquery_emulator.py, whose `type: ignore` codes are tuned for how the tests are checked.
-    module = importlib.import_module("tests.support.bigquery_emulator")
-    emulator: Emulator = module.bigquery_emulator()
-    return emulator
 
 
 def _environment(emulators: dict[str, Emulator], port: int, workdir: Path) -> dict[str, str]:
