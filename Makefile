@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/overnight_full_cascade.jsonl
 
-.PHONY: setup demo test lint typecheck unit bench bench-fuzz bench-cost chaos local-stack clean
+.PHONY: setup prereqs demo test lint typecheck unit bench bench-fuzz bench-cost chaos local-stack clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,12 @@ lint: setup
 	$(BIN)/hadolint Dockerfile ops/docker/*.Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
-test: lint
+# The Google Cloud SDK's Pub/Sub and Firestore emulators and Java 17: each one missing is named, with how to
+# get it, before anything else runs (tests/support/prereqs.py). Silent when all are there.
+prereqs: setup
+	$(BIN)/python -m tests.support.prereqs
+
+test: prereqs lint
 	$(BIN)/pytest
 
 unit: setup
