@@ -14,8 +14,8 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN useradd --system --uid 10001 --no-create-home cascade
-# The wheels are bind-mounted from the build stage for this one RUN (BuildKit), so none of their ~28 MB stays
-# in a layer (a COPY then `rm -rf` would keep them in the COPY's layer). The distribution is cascade-router
+# The wheels are bind-mounted from the build stage for this one RUN (BuildKit), so none of them stays
+# in a layer (a COPY then `rm -rf` keeps them in the COPY's layer). The distribution is cascade-router
 # (the PyPI name "cascade" is another project's); its console script is `cascade`.
 # DL3013 (pin versions in pip): --no-index installs only from /wheels, which holds exactly the versions
 # resolved against constraints.txt in the build stage.

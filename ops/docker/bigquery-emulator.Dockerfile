@@ -18,7 +18,7 @@ RUN pip install --no-cache-dir -c constraints.txt bqemulator==1.4.0 numpy
 # `python -m tests.support.bigquery_emulator`, with the two modules in their package layout.
 COPY tests/__init__.py tests/
 COPY tests/support/__init__.py tests/support/emulators.py tests/support/bigquery_emulator.py tests/support/
-# A home directory: DuckDB looks for cached extensions there. USER by number (hadolint DL3066), bqemu.
+# A home directory: DuckDB looks for cached extensions there. USER gives it by number (hadolint DL3066).
 RUN useradd --system --create-home --uid 10002 bqemu
 USER 10002
 EXPOSE 9050 9060
