@@ -32,8 +32,8 @@ lint: setup
 
 # The Google Cloud SDK's Pub/Sub and Firestore emulators and Java 17: each one missing is named, with how to
 # get it, before anything else runs (tests/support/prereqs.py). Silent when all are there.
-prereqs: setup
-	$(BIN)/python -m tests.support.prereqs
+prereqs:
+	$(PYTHON) -m tests.support.prereqs
 
 test: prereqs lint
 	$(BIN)/pytest

@@ -2,6 +2,7 @@
 
 Each emulator runs as a child process in its own session (so its Java children die with it), on a free port,
 with its output in a log file that a failing start prints. Start is polled with a deadline, never slept.
+Standard library only: `tests.support.prereqs` imports it before the venv exists.
 """
 
 from __future__ import annotations

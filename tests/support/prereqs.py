@@ -5,6 +5,9 @@ SDK (`tests/support/emulators.py`, under CLOUDSDK_ROOT, default /usr/lib/google-
 is missing, pytest would fail dozens of tests with the same FileNotFoundError; this prints each missing piece
 with how to get it and exits 1 instead. Silent, exit 0, when everything is there. (bqemulator, the BigQuery
 emulator, is a dev dependency: `make setup` installs it.)
+
+`make` runs this with the system python3 *before* `make setup`, so a machine that lacks the emulators hears
+it before a minute of pip installs: this module and `tests.support.emulators` import the standard library only.
 """
 
 from __future__ import annotations
