@@ -34,12 +34,18 @@ Json = Any
 
 def add_view_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser("status", help="the day board: each phase, overall progress and the ETA")
-    status.add_argument("game_date", nargs="?", type=_date, help="one date (default: the recent ones)")
+    status.add_argument(
+        "game_date",
+        nargs="?",
+        type=_date,
+        metavar="DATE",
+        help="one date, YYYY-MM-DD (default: the recent ones)",
+    )
     _sources(status, bigquery=False)
     status.set_defaults(handler=_guarded(_status), handler_name="status")
 
     why = commands.add_parser("explain", help="why a date did or did not trigger, in plain language")
-    why.add_argument("game_date", type=_date)
+    why.add_argument("game_date", type=_date, metavar="DATE", help="the date to explain, YYYY-MM-DD")
     why.add_argument("--transition", help="only this transition (e.g. phase2_to_phase3)")
     _sources(why, bigquery=True)
     why.set_defaults(handler=_guarded(_explain), handler_name="explain")
