@@ -25,7 +25,7 @@ QUIET = logging.CRITICAL + 1  # above every level: no log line at all
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     configure_cli_logging(_log_level(args))  # `run` replaces this with its JSON logging
     try:
         return int(args.handler(args))
@@ -51,17 +51,19 @@ def _log_level(args: argparse.Namespace) -> int | str:
     return level
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade", description="Event-driven phase router.")
     parser.add_argument("--version", action=VersionAction)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
+    commands = parser.add_subparsers(
+        required=True, metavar="COMMAND", dest="command", help="`cascade COMMAND --help` for its options"
+    )
     add_replay_command(commands)
     add_run_command(commands)
     add_provision_command(commands)
     add_publish_command(commands)
     add_view_commands(commands)
     add_check_policy_command(commands)
-    add_completion_command(commands, _parser)
+    add_completion_command(commands, build_parser)
     return parser
 
 

@@ -26,14 +26,14 @@ class Progress:
         total: int | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
-        min_items: int = MIN_ITEMS,
+        min_items: int | None = None,
         every_s: float = EVERY_S,
     ) -> None:
         self.label = label
         self.total = total
         self._stream = stream if stream is not None else sys.stderr
         self._clock = clock
-        self._min_items = min_items
+        self._min_items = MIN_ITEMS if min_items is None else min_items
         self._every_s = every_s
         self._last_s: float | None = None
         self._tty = _isatty(self._stream)
