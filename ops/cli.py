@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _log_level(args: argparse.Namespace) -> int | str:
-    if getattr(args, "quiet", False) or getattr(args, "json", False):
+    if getattr(args, "quiet", False):
         return QUIET
     level: int | str = getattr(args, "cli_log_level", logging.WARNING)
     return level

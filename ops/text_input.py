@@ -9,6 +9,7 @@ is `FILE: problem`, the format every cascade command prints.
 from __future__ import annotations
 
 import gzip
+import io
 import sys
 import zlib
 from collections.abc import Iterator
@@ -30,16 +31,19 @@ class InputError(ValueError):
 
 
 @contextmanager
-def open_lines(path: Path) -> Iterator[Iterator[str]]:
-    """The lines of `path` (or of stdin for `-`) as text, BOM dropped; `InputError` for any read failure."""
+def open_lines(path: Path, gunzip: bool = True) -> Iterator[Iterator[str]]:
+    """The lines of `path` (or of stdin for `-`) as text, BOM dropped; `InputError` for any read failure.
+
+    `gunzip`: decompress gzip content (recordings, timelines); off, gzip is just bytes that are not UTF-8."""
     name = str(path)
     with _binary(path) as raw:
-        yield _decoded(_lines_of(raw, name), name)
+        yield _decoded(_lines_of(_gunzipped(raw) if gunzip else raw, name), name)
 
 
 def read_text(path: Path) -> str:
-    """The whole of a (small) file as text, BOM dropped: the policy file."""
-    with open_lines(path) as lines:
+    """The whole of a (small) plain-text file, BOM dropped: the policy file (a file people edit, so a
+    compressed one is a mistake to report, not to unpack)."""
+    with open_lines(path, gunzip=False) as lines:
         return "".join(lines)
 
 
@@ -53,11 +57,14 @@ def _binary(path: Path) -> Iterator[IO[bytes]]:
     except OSError as exc:
         raise InputError(str(path), f"cannot read ({exc.strerror or exc})") from exc
     with raw:
-        yield _gunzipped(raw)
+        yield raw
 
 
 def _stdin_bytes() -> IO[bytes]:
-    return _gunzipped(sys.stdin.buffer)
+    buffer: IO[bytes] | None = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # stdin replaced by a text-only stream (an embedding program, a test)
+        return io.BytesIO(sys.stdin.read().encode("utf-8"))
+    return buffer
 
 
 def _gunzipped(raw: IO[bytes]) -> IO[bytes]:

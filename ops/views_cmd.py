@@ -51,7 +51,7 @@ def add_view_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     why.set_defaults(handler=_guarded(_explain), handler_name="explain")
 
     slo = commands.add_parser("slo", help="SLO compliance per objective and per date")
-    slo.add_argument("--days", type=int, default=30, help="rolling window in days (default 30)")
+    slo.add_argument("--days", type=_whole_number, default=30, help="rolling window in days (default 30)")
     _sources(slo, bigquery=True)
     slo.set_defaults(handler=_guarded(_slo), handler_name="slo")
 
@@ -79,6 +79,13 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def _guarded(command: Callable[[argparse.Namespace], Json]) -> Callable[[argparse.Namespace], int]:

@@ -206,6 +206,28 @@ def test_a_policy_that_is_not_utf8_names_the_byte_and_line(
     assert first_line(err) == f"{path}: not UTF-8 text (byte 0xe9 at line 2, column 13)"
 
 
+def test_a_gzipped_policy_is_reported_as_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, _ = default_policy_text()
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(gzip.compress(text.encode()))
+
+    code, _, err = run(capsys, "check-policy", str(path))
+
+    assert code == EXIT_USAGE
+    assert first_line(err) == f"{path}: not UTF-8 text (byte 0x8b at line 1, column 2)"
+
+
+def test_a_recording_is_read_from_a_text_only_standard_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(RECORDING.read_text()))
+
+    code, out, _ = run(capsys, "replay", "-", "--quiet")
+
+    assert code == EXIT_OK
+    assert first_line(out).startswith("replayed 16 deliveries up to ")
+
+
 def test_a_timeline_is_read_gzipped_under_any_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -336,8 +358,9 @@ def test_invalid_json_in_a_timeline_is_file_line_column(
             ["publish", "x.jsonl", "--project", "p", "--speed", "fast"],
             "argument --speed: 'fast' is not a number",
         ),
+        (["slo", "--days", "week"], "argument --days: not a whole number: 'week'"),
     ],
-    ids=["until-not-iso", "until-naive", "status-date", "publish-speed"],
+    ids=["until-not-iso", "until-naive", "status-date", "publish-speed", "slo-days"],
 )
 def test_a_bad_argument_value_is_named_without_internal_names(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
