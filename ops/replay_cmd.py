@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,8 @@ def replay_command(args: argparse.Namespace) -> int:
     result = _run(deliveries, policy, args.until)
     try:
         written = _write_outputs(args, result, policy)
-    except OSError as exc:
-        print(f"cascade replay: {exc.filename}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+    except InputError as exc:  # checked before, yet the disk can fill up or the directory go away
+        print(f"cascade replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
         print(json.dumps(summary_json(args.events, len(deliveries), result, written), ensure_ascii=False))
@@ -141,14 +143,24 @@ def _write_outputs(
     written: dict[str, Any] = {"timeline": None, "report": None}
     timeline = result.timeline  # a filtered copy of every audit row: build it once
     if args.out:
-        replaying.write_timeline(timeline, args.out)
+        with _writing(args.out):
+            replaying.write_timeline(timeline, args.out)
         written["timeline"] = {"path": str(args.out), "records": len(timeline)}
     if args.report:
         from ops.report import write_report  # Jinja2 only when a report is asked for
 
-        dates = write_report(timeline, policy, args.report, result.until)
+        with _writing(args.report):
+            dates = write_report(timeline, policy, args.report, result.until)
         written["report"] = {"path": str(args.report), "dates": dates}
     return written
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(str(path), f"cannot write ({exc.strerror or exc})") from exc
 
 
 def summary_json(

@@ -98,6 +98,21 @@ def test_an_output_in_a_read_only_directory_is_refused(
     assert first_line(err) == f"cascade replay: {target}: directory {tmp_path} is not writable"
 
 
+def test_a_write_that_fails_after_the_check_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ops.replay.write_timeline", disk_full)
+    target = tmp_path / "tl.jsonl"
+
+    code, _, err = run(capsys, "replay", str(RECORDING), "--out", str(target), "--quiet")
+
+    assert code == EXIT_USAGE
+    assert first_line(err) == f"cascade replay: {target}: cannot write (No space left on device)"
+
+
 # --- 3. encodings, gzip, stdin, BOM -------------------------------------------------------------------
 
 
