@@ -3,19 +3,18 @@ BigQuery audit tables. Each returns plain data (rows or the daemon's JSON); the 
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from adapters.ports import AuditRow
+from ops.text_input import InputError, open_lines
 
 URL_TIMEOUT_S = 15.0
 
@@ -31,18 +30,10 @@ class SourceError(Exception):
 def timeline_rows(path: Path) -> list[AuditRow]:
     """A timeline written by `cascade replay --out` (JSON lines; `.gz` or `-` for stdin work too)."""
     try:
-        with _open(path) as lines:
+        with open_lines(path) as lines:
             return [_row(line, path, number) for number, line in enumerate(lines, start=1) if line.strip()]
-    except OSError as exc:
-        raise SourceError(f"cannot read the timeline {path}: {exc.strerror or exc}") from exc
-
-
-def _open(path: Path) -> IO[str]:
-    if str(path) == "-":
-        return sys.stdin
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+    except InputError as exc:
+        raise SourceError(str(exc)) from exc
 
 
 def _row(line: str, path: Path, number: int) -> AuditRow:
@@ -50,7 +41,8 @@ def _row(line: str, path: Path, number: int) -> AuditRow:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise SourceError(
-            f"{path}:{number}: not JSON ({exc.msg}); is this a `cascade replay --out` timeline?"
+            f"{path}:{number}:{exc.colno}: invalid JSON: {exc.msg}; "
+            "is this a `cascade replay --out` timeline?"
         ) from exc
     if not isinstance(row, dict) or "kind" not in row or "at" not in row:
         raise SourceError(f"{path}:{number}: not a timeline row (needs `kind` and `at`)")

@@ -133,3 +133,29 @@ def configure_logging(level: int | str, project: str | None, stream: TextIO | No
     handler.setFormatter(CloudLoggingFormatter(project))
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+
+
+class _StderrHandler(_CascadeHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted (tests and wrappers replace it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
+
+
+def configure_cli_logging(level: int | str) -> None:
+    """Log lines for a one-shot command: plain text on stderr (stdout is the command's answer), only from
+    `level` up. The handler's level, not the root's: the root stays as it is for everything else in the
+    process. `configure_logging` (the daemon's JSON) replaces this handler like its own."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _CascadeHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(level)
+    root.addHandler(handler)

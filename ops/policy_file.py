@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from ops.text_input import InputError, read_text
 from policies.loader import PolicyError, Problem, parse_policy
 from policies.model import Policy
 
@@ -22,7 +23,7 @@ def load_policy(path: Path | None) -> Policy:
         text, source = default_policy_text()
         return parse_policy(text, source)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(str(path), [Problem(None, "", f"cannot read: {exc.strerror or exc}")]) from exc
+        text = read_text(path)
+    except InputError as exc:
+        raise PolicyError(str(path), [Problem(None, "", exc.problem)]) from exc
     return parse_policy(text, str(path))

@@ -24,7 +24,9 @@ import anyio
 
 from ops.audit_rows import iso_z
 from ops.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from ops.progress import Progress
 from ops.replay import RecordedDelivery, RecordingError, read_recording
+from ops.text_input import InputError, open_lines
 
 Plan = list[tuple[float, RecordedDelivery]]
 _ET = ZoneInfo("America/New_York")  # the pipeline's calendar (the default policy's timezone)
@@ -129,9 +131,9 @@ def _speed(text: str) -> float:
 def publish_command(args: argparse.Namespace) -> int:
     """The `cascade publish` handler: an exit code, never a traceback for bad input or an absent backend."""
     try:
-        with args.events.open(encoding="utf-8") as events:
+        with open_lines(args.events) as events:
             deliveries = read_recording(events, str(args.events))
-    except (RecordingError, OSError) as exc:
+    except (RecordingError, InputError) as exc:
         print(f"cascade publish: {exc}", file=sys.stderr)
         return EXIT_USAGE
     speed = 0.0 if args.no_wait else args.speed
@@ -174,6 +176,7 @@ async def publish_plan(plan: Plan, project: str) -> PublishReport:
     api_root = Endpoints.from_environment().pubsub
     started = anyio.current_time()
     max_late_s = 0.0
+    progress = Progress("published", total=len(plan), min_items=1)  # real time: worth watching at any size
     async with PubSubPublisher(project, api_root=api_root) as publisher:
         for published, (offset_s, delivery) in enumerate(plan, start=1):
             # Absolute deadlines: a slow publish delays the next one at most, it never shifts the rest.
@@ -192,5 +195,7 @@ async def publish_plan(plan: Plan, project: str) -> PublishReport:
                 f"{delivery.message_id} -> {new_id}",
                 flush=True,
             )
+            progress.update(published)
+    progress.close()
     topics = len({d.topic for _, d in plan})
     return PublishReport(len(plan), topics, anyio.current_time() - started, max_late_s)

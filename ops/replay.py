@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,7 @@ from router.state import DateState
 
 DEFAULT_TAIL = timedelta(hours=36)
 FREEZE_EVERY = 5_000  # deliveries between gc.freeze() calls (see _frozen_history)
+PROGRESS_EVERY = 256  # deliveries between progress calls: the replay loop is hot, a call each is not free
 
 
 class RecordedDelivery(BaseModel):
@@ -84,14 +86,31 @@ def _parse_lines(lines: Iterable[str], source: str) -> list[RecordedDelivery]:
         try:
             delivery = RecordedDelivery.model_validate_json(line)
         except ValidationError as exc:
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<line>'}: {e['msg']}"
-                for e in exc.errors(include_url=False)
-            )
-            raise RecordingError(f"{source}:{number}: {detail}") from exc
+            raise RecordingError(_problem(exc, line, source, number)) from exc
         _ = delivery.body  # encode once while reading, as Pub/Sub would hand the router bytes
         deliveries.append(delivery)
     return deliveries
+
+
+_JSON_AT = re.compile(r"^Invalid JSON: (?P<msg>.*) at line (?P<line>\d+) column (?P<col>\d+)$")
+
+
+def _problem(exc: ValidationError, line: str, source: str, number: int) -> str:
+    """`FILE:LINE: field: message; ...`, or `FILE:LINE:COL: invalid JSON: ...` when the line is not JSON.
+
+    A recording line is one JSON document, so pydantic's "line 1 column C" is column C of line `number`;
+    its "line 2 column 0" is the line's own newline (the document ended early): the end of the line.
+    """
+    errors = exc.errors(include_url=False)
+    invalid = _JSON_AT.match(errors[0]["msg"]) if errors[0]["type"] == "json_invalid" else None
+    if invalid is not None:
+        column = int(invalid["col"]) if invalid["line"] == "1" else len(line.rstrip("\r\n")) + 1
+        return f"{source}:{number}:{column}: invalid JSON: {invalid['msg']}"
+    if errors[0]["type"] == "model_type":
+        return f"{source}:{number}: expected a JSON object (a recorded delivery)"
+    located = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors if e["loc"]]
+    detail = "; ".join(located) or errors[0]["msg"]
+    return f"{source}:{number}: {detail}"
 
 
 @contextmanager
@@ -137,7 +156,9 @@ async def replay(
     policy: Policy,
     until: datetime | None = None,
     publisher: MemoryPublisher | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
+    """`progress(n)` (if given) hears every PROGRESS_EVERY deliveries how many were replayed."""
     if not deliveries and until is None:
         raise RecordingError("nothing to replay: the recording is empty and no --until was given")
     start = deliveries[0].at if deliveries else until
@@ -163,6 +184,8 @@ async def replay(
                 break
             if count % FREEZE_EVERY == 0:
                 gc.freeze()
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
             await advance(engine, clock, delivery.at)
             body, attributes = delivery.body, delivery.attributes
             outcomes[await engine.deliver(delivery.topic, delivery.message_id, body, attributes)] += 1
@@ -230,6 +253,32 @@ def write_timeline(rows: Iterable[AuditRow], path: Path) -> None:
                 chunk.clear()
         if chunk:
             out.write("\n".join(chunk) + "\n")
+
+
+def summary_rows(result: ReplayResult) -> list[dict[str, Any]]:
+    """`summary_lines` as data (for `--json`): one object per (game_date, transition)."""
+    rows = []
+    for key in sorted(result.states):
+        state, trigger = result.states[key], result.states[key].published
+        last = state.last
+        rows.append(
+            {
+                "game_date": str(key.game_date),
+                "transition": key.transition,
+                "mode": state.mode.value,
+                "phase": state.phase.value,
+                "completeness": last.completeness if last else None,
+                "missing": list(last.missing) if last else [],
+                "trigger": None
+                if trigger is None
+                else {
+                    "trigger_id": trigger.trigger_id,
+                    "source": trigger.source.value if trigger.source else None,
+                    "degraded": trigger.degraded,
+                },
+            }
+        )
+    return rows
 
 
 def summary_lines(result: ReplayResult) -> list[str]:

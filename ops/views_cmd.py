@@ -34,18 +34,24 @@ Json = Any
 
 def add_view_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser("status", help="the day board: each phase, overall progress and the ETA")
-    status.add_argument("game_date", nargs="?", type=_date, help="one date (default: the recent ones)")
+    status.add_argument(
+        "game_date",
+        nargs="?",
+        type=_date,
+        metavar="DATE",
+        help="one date, YYYY-MM-DD (default: the recent ones)",
+    )
     _sources(status, bigquery=False)
     status.set_defaults(handler=_guarded(_status), handler_name="status")
 
     why = commands.add_parser("explain", help="why a date did or did not trigger, in plain language")
-    why.add_argument("game_date", type=_date)
+    why.add_argument("game_date", type=_date, metavar="DATE", help="the date to explain, YYYY-MM-DD")
     why.add_argument("--transition", help="only this transition (e.g. phase2_to_phase3)")
     _sources(why, bigquery=True)
     why.set_defaults(handler=_guarded(_explain), handler_name="explain")
 
     slo = commands.add_parser("slo", help="SLO compliance per objective and per date")
-    slo.add_argument("--days", type=int, default=30, help="rolling window in days (default 30)")
+    slo.add_argument("--days", type=_whole_number, default=30, help="rolling window in days (default 30)")
     _sources(slo, bigquery=True)
     slo.set_defaults(handler=_guarded(_slo), handler_name="slo")
 
@@ -73,6 +79,13 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def _guarded(command: Callable[[argparse.Namespace], Json]) -> Callable[[argparse.Namespace], int]:

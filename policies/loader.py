@@ -17,12 +17,16 @@ from policies.model import LocatedError, Policy
 @dataclass(frozen=True, slots=True)
 class Problem:
     line: int | None
-    field: str
+    field: str  # dotted path; "" when the problem is the file itself (unreadable, not YAML)
     message: str
+    column: int | None = None
 
     def render(self, source: str) -> str:
-        where = f"{source}:{self.line}" if self.line is not None else source
-        return f"{where}: {self.field or '<root>'}: {self.message}"
+        """`file:line:col: field: message`, each part only when known (every cascade command's format)."""
+        where = source
+        if self.line is not None:
+            where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
 class PolicyError(ValueError):
@@ -54,15 +58,24 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyError(source, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
+        raise PolicyError(source, [_yaml_problem(exc)]) from exc
     if not isinstance(data, dict):
         raise PolicyError(source, [Problem(1, "", "the policy must be a mapping at the top level")])
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(source, [_problem(root, err) for err in exc.errors()]) from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> Problem:
+    """PyYAML's message spans lines and repeats the position; one line, positioned by the problem's mark."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
+    if mark is None:
+        return Problem(None, "", text)
+    return Problem(mark.line + 1, "", text, column=mark.column + 1)
 
 
 def _problem(root: yaml.Node | None, error: Any) -> Problem:

@@ -48,6 +48,8 @@ class Frozen(BaseModel):
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# Policy file formats this code reads; a file written for a newer cascade is refused, not half-understood.
+SUPPORTED_VERSIONS = (1,)
 
 
 class LocalTime(Frozen):
@@ -336,6 +338,14 @@ class Policy(Frozen):
     # None: no game-day calendar (no day is opened on the clock, no silence alert).
     calendar: CalendarSpec | None = None
     _names: NameIndex | None = PrivateAttr(default=None)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value not in SUPPORTED_VERSIONS:
+            supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+            raise ValueError(f"version {value} is not supported (this cascade reads version {supported})")
+        return value
 
     @field_validator("overnight_cutover")
     @classmethod

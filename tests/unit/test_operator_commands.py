@@ -93,7 +93,7 @@ def test_a_file_that_is_not_a_timeline_is_named_with_its_line(
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     code, _, err = run(capsys, "explain", DAY, "--timeline", str(bad))
-    assert code == EXIT_USAGE and f"{bad}:1: not JSON" in err
+    assert code == EXIT_USAGE and f"{bad}:1:2: invalid JSON: " in err
     code, _, err = run(capsys, "slo", "--timeline", str(events))
     assert code == EXIT_USAGE and "not a timeline row" in err
 

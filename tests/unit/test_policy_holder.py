@@ -92,7 +92,7 @@ def test_an_unreadable_file_keeps_the_old_policy(policy_file: Path) -> None:
 
     assert not result.ok
     assert holder.current() is before
-    assert result.problems[0].startswith(f"{policy_file}: <root>: cannot read")
+    assert result.problems[0].startswith(f"{policy_file}: cannot read")
 
 
 def test_a_file_that_is_not_yaml_keeps_the_old_policy(policy_file: Path) -> None:
