@@ -60,8 +60,16 @@ def is_retryable(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """A one-line account of a vendor error for logs and our own exceptions (no request dump)."""
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"HTTP {exc.status}: {exc.message[:300]}"
+        return f"HTTP {exc.status}: {_error_message(exc.message)[:300]}"
     return connection_failure("Pub/Sub", exc) or repr(exc)
+
+
+def _error_message(message: str) -> str:
+    """The `error.message` of a Google API error; gcloud-aio's message is `{reason}: {response body}`."""
+    try:
+        return str(json.loads(message.partition(": ")[2])["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return message
 
 
 def status_of(exc: BaseException) -> int | None:
