@@ -55,6 +55,7 @@ class ProvisionReport:
             + [f"exists  {name}" for name in self.existing]
             + [f"updated {name}: never expires now" for name in self.updated]
             + [f"warning {problem}" for problem in self.not_updated]
+            + ([f"dataset {self.dataset} is in location {self.location}"] if self.dataset else [])
         )
 
     def as_json(self) -> dict[str, Any]:
