@@ -12,14 +12,18 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
 
+from adapters.errors import CascadeError, ConfigurationError
 from ops.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from ops.help_text import epilog, paragraph
 from ops.policy_file import load_policy
+from ops.settings import Settings, load_settings, project_from
 from policies.loader import PolicyError
+from policies.model import Policy
 
 NAME_FIELDS = (
     "project",
@@ -86,23 +90,16 @@ def add_provision_command(commands: argparse._SubParsersAction[argparse.Argument
 def provision_command(args: argparse.Namespace) -> int:
     # Imported here: replay and check-policy must not pay for the Google client libraries.
     from adapters.credentials import credentials_problem
-    from adapters.errors import CascadeError, ConfigurationError
     from ops.provision import Endpoints, provision_all
-    from ops.settings import load_settings, project_from
 
-    if project_from(os.environ, args.project) is None:
-        return _fail("no project: pass --project or set CASCADE_PROJECT (or GOOGLE_CLOUD_PROJECT)")
-    environ = dict(os.environ)
-    environ.update(
-        {var: str(value) for flag, var in FLAG_VARIABLES.items() if (value := getattr(args, flag))}
-    )
-    services = ["Pub/Sub"] if args.skip_bigquery else ["Pub/Sub", "BigQuery"]
+    environ = {**os.environ, **_flag_variables(args)}
     try:
-        settings = load_settings(environ)
-        policy = load_policy(settings.policy_path)
+        settings, policy = _configuration(environ)
     except (PolicyError, CascadeError) as exc:
         return _fail(str(exc))
-    if problem := credentials_problem(services, environ):
+    if problem := credentials_problem(
+        ["Pub/Sub"] if args.skip_bigquery else ["Pub/Sub", "BigQuery"], environ
+    ):
         return _fail(problem)
     try:
         report = anyio.run(
@@ -118,6 +115,22 @@ def provision_command(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_UNAVAILABLE)
     print(json.dumps(report.as_json()) if args.json else "\n".join(report.lines()))
     return EXIT_OK
+
+
+def _flag_variables(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        variable: str(value) for flag, variable in FLAG_VARIABLES.items() if (value := getattr(args, flag))
+    }
+
+
+def _configuration(environ: Mapping[str, str]) -> tuple[Settings, Policy]:
+    """The settings as `cascade run` would read them from `environ`, and the policy they name."""
+    if project_from(environ) is None:  # before the settings: their message would not mention --project
+        raise ConfigurationError(
+            "no project: pass --project or set CASCADE_PROJECT (or GOOGLE_CLOUD_PROJECT)"
+        )
+    settings = load_settings(environ)
+    return settings, load_policy(settings.policy_path)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
