@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import google.auth
 import google.auth.transport.requests
@@ -27,16 +27,17 @@ from google.auth.exceptions import DefaultCredentialsError
 PROBE_TIMEOUT_S = 0.5
 # Set where the metadata server answers for the workload: Cloud Run services and jobs, or told explicitly.
 METADATA_SERVER_VARIABLES = ("K_SERVICE", "CLOUD_RUN_JOB", "GCE_METADATA_HOST", "GCE_METADATA_ROOT")
-EMULATOR_VARIABLES = {
+Service = Literal["Pub/Sub", "Firestore", "BigQuery"]
+EMULATOR_VARIABLES: dict[Service, str] = {
     "Pub/Sub": "PUBSUB_EMULATOR_HOST",
     "Firestore": "FIRESTORE_EMULATOR_HOST",
     "BigQuery": "BIGQUERY_EMULATOR_HOST",
 }
 
 
-def credentials_problem(services: Sequence[str], environ: Mapping[str, str] | None = None) -> str | None:
-    """Why the Google clients for `services` ("Pub/Sub", "Firestore", "BigQuery") would find no credentials;
-    None when they will (or when every one of them is on its emulator, which needs none).
+def credentials_problem(services: Sequence[Service], environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the Google clients for `services` would find no credentials; None when they will (or when every
+    one of them is on its emulator, which needs none).
 
     `environ` is where the emulator and metadata variables are looked up; google.auth itself reads the
     process environment (GOOGLE_APPLICATION_CREDENTIALS, CLOUDSDK_CONFIG, HOME)."""
@@ -52,16 +53,17 @@ def credentials_problem(services: Sequence[str], environ: Mapping[str, str] | No
     except DefaultCredentialsError as exc:
         if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
             return f"GOOGLE_APPLICATION_CREDENTIALS is set but unusable: {exc}"
-        return (
-            "no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS or run "
-            f"`gcloud auth application-default login`, or point {_listed(real)} at the "
-            f"emulator{'s' if len(real) > 1 else ''}"
-        )
+        return _none_found(real)
     return None
 
 
-def _listed(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+def _none_found(emulator_variables: Sequence[str]) -> str:
+    *others, last = emulator_variables
+    listed = f"{', '.join(others)} and {last}" if others else last
+    return (
+        "no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS or run "
+        f"`gcloud auth application-default login`, or point {listed} at the emulator{'s' if others else ''}"
+    )
 
 
 class _QuickRequest(google.auth.transport.requests.Request):
