@@ -64,14 +64,13 @@ from typing import Any, BinaryIO
 
 import aiohttp
 import anyio
-from gcloud.aio.bigquery import Dataset, Table
+from gcloud.aio.bigquery import Table
 
 from adapters.audit_wal import WriteAheadLog, move_wal_into_spool, spool_line
 from adapters.batching import due_in_s
 from adapters.bigquery_http import describe, gcloud_session
-from adapters.bigquery_schema import TABLES, InvalidAuditRow, bigquery_rows, canonical_json
+from adapters.bigquery_schema import InvalidAuditRow, bigquery_rows, canonical_json
 from adapters.durable_file import append_durably, end_with_newline
-from adapters.errors import TransientError
 from adapters.ports import AuditRow
 
 log = logging.getLogger("cascade.audit.bigquery")
@@ -475,37 +474,3 @@ def _count_lines(path: Path) -> int:
             return sum(1 for line in spool if line.strip())
     except FileNotFoundError:
         return 0
-
-
-async def provision_bigquery(
-    project: str,
-    dataset: str,
-    session: aiohttp.ClientSession | None = None,
-    api_root: str | None = None,
-) -> None:
-    """Create the dataset and the audit tables if they do not exist (409 = already there)."""
-    own_session = session is None
-    client = session or aiohttp.ClientSession()
-    try:
-        datasets = Dataset(dataset, project=project, session=gcloud_session(client), api_root=api_root)
-        await _unless_exists(
-            datasets.insert({"datasetReference": {"projectId": project, "datasetId": dataset}})
-        )
-        for spec in TABLES:
-            table = Table(
-                dataset, spec.name, project=project, session=gcloud_session(client), api_root=api_root
-            )
-            await _unless_exists(table.create(spec.to_api()))
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise TransientError(f"provisioning BigQuery {project}.{dataset} failed: {describe(exc)}") from exc
-    finally:
-        if own_session:
-            await client.close()
-
-
-async def _unless_exists(request: Any) -> None:
-    try:
-        await request
-    except aiohttp.ClientResponseError as exc:
-        if exc.status != 409:
-            raise

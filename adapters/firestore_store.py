@@ -56,6 +56,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from adapters.errors import PermanentInputError, TransientError
 from adapters.ports import Change, KeyRecord, T
 from adapters.record_ops import RecordOperations
+from adapters.resource_names import DEFAULT_NAMES
 from policies.breaker import Breaker, BreakerState
 from policies.model import Mode
 from router.keys import Key
@@ -90,7 +91,7 @@ class FirestoreStateStore(RecordOperations):
     def __init__(
         self,
         client: AsyncClient,
-        collection: str = "cascade_dates",
+        collection: str = DEFAULT_NAMES.firestore_collection,
         ttl_days: int = 7,
         timeout_s: float = 10.0,
         max_conflicts: int = 20,

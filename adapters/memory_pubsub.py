@@ -105,6 +105,10 @@ class MemoryBroker(SimulatedOutage):
         """As `create_subscription`. No ack deadline and no retry backoff here: a nack redelivers at once."""
         return self.create_subscription(name, topic, dead_letter_topic, max_delivery_attempts)
 
+    async def ensure_never_expires(self, name: str) -> bool:
+        """The provisioning interface: a memory subscription never expires, so there is nothing to change."""
+        return False
+
     # --- Publisher --------------------------------------------------------------------------------------
 
     async def publish(

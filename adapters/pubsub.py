@@ -31,6 +31,7 @@ from gcloud.aio.pubsub import PublisherClient, PubsubMessage, SubscriberClient
 from gcloud.aio.pubsub.subscriber_client import init_api_root
 from gcloud.aio.pubsub.subscriber_message import parse_publish_time
 
+from adapters.connection import connection_failure
 from adapters.errors import CascadeError, ConfigurationError, PublishError, TransientError
 from adapters.ports import Outgoing
 from adapters.pubsub_acks import MAX_ACK_IDS_PER_REQUEST, AckBatcher
@@ -59,8 +60,16 @@ def is_retryable(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """A one-line account of a vendor error for logs and our own exceptions (no request dump)."""
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"HTTP {exc.status}: {exc.message[:300]}"
-    return repr(exc)
+        return f"HTTP {exc.status}: {_error_message(exc.message)[:300]}"
+    return connection_failure("Pub/Sub", exc) or repr(exc)
+
+
+def _error_message(message: str) -> str:
+    """The `error.message` of a Google API error; gcloud-aio's message is `{reason}: {response body}`."""
+    try:
+        return str(json.loads(message.partition(": ")[2])["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return message
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -168,8 +177,11 @@ class PubSubPublisher:
                 if not is_retryable(exc):
                     raise PublishError(f"publish to {topic} rejected: {describe(exc)}") from exc
                 if attempt + 1 == self._attempts:
+                    # Not answering is about the service, not this topic: the sentence says it all.
+                    unreachable = connection_failure("Pub/Sub", exc)
                     raise PublishError(
-                        f"publish to {topic} failed after {self._attempts} attempts: {describe(exc)}"
+                        unreachable
+                        or f"publish to {topic} failed after {self._attempts} attempts: {describe(exc)}"
                     ) from exc
                 delay_s = backoff_s(attempt, self._backoff_initial_s, self._backoff_max_s)
                 log.warning("publish to %s failed (%s); retry in %.2f s", topic, describe(exc), delay_s)

@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 
 from adapters.pubsub_admin import PubSubAdmin
+from adapters.resource_names import ResourceNames
 from ops.policy_file import default_policy_text, load_policy
 from ops.provision import Endpoints, provision_all
 from policies.model import Policy
@@ -177,7 +178,7 @@ async def open_trial(backends: Backends, policy_path: Path, workdir: Path, insta
             "BIGQUERY_EMULATOR_HOST": backends.bigquery.host_port,
         }
     )
-    await provision_all(project, policy, DATASET, endpoints)
+    await provision_all(project, policy, endpoints, ResourceNames(bigquery_dataset=DATASET))
     async with aiohttp.ClientSession() as session:
         admin = PubSubAdmin(project, session, endpoints.pubsub)
         for topic in trigger_topics(policy):

@@ -132,7 +132,7 @@ class Daemon:
         self.publisher = PubSubPublisher(settings.project, session=session, api_root=pubsub_root)
         self.source = PubSubSource(
             settings.project,
-            completion_subscriptions(self.policy.current(), settings.subscription_prefix),
+            completion_subscriptions(self.policy.current(), settings.names),
             max_in_flight=settings.max_in_flight,
             session=session,
             api_root=pubsub_root,
@@ -154,9 +154,7 @@ class Daemon:
         )
         config = EngineConfig(
             instance_id=settings.instance_id,
-            dead_letter_topic=settings.dead_letter_topic,
-            alert_topic=settings.alert_topic,
-            status_topic=settings.status_topic,
+            names=settings.names,
             claim_lease_s=settings.claim_lease_s,
             reaudit_redeliveries=True,
         )
@@ -473,10 +471,11 @@ def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 async def verify_topics(daemon: Daemon, session: aiohttp.ClientSession) -> None:
     """Every subscription the policy needs must exist, on the right topic, and every trigger topic too: the
-    old system once listened on a topic nobody published to and published into one nobody subscribed to."""
+    old system once listened on a topic nobody published to and published into one nobody subscribed to.
+    So must the dead-letter, alert and status topics (`PubSubAdmin.missing`)."""
     settings = daemon.settings
     admin = PubSubAdmin(settings.project, session, _root(settings.pubsub_emulator_host, "/v1"))
-    missing = await admin.missing(daemon.policy.current(), settings.subscription_prefix)
+    missing = await admin.missing(daemon.policy.current(), settings.names)
     if missing:
         raise ConfigurationError(
             "missing Pub/Sub resources (run `cascade provision`): " + ", ".join(sorted(missing))

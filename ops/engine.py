@@ -34,6 +34,7 @@ from adapters.clock import Clock
 from adapters.errors import PermanentInputError, TransientError
 from adapters.memory import MemoryJournal
 from adapters.ports import AuditRow, AuditSink, Journal, Publisher, StateStore
+from adapters.resource_names import DEFAULT_NAMES, ResourceNames
 from ops import audit_rows
 from ops.alerting import Notifier
 from ops.day_watch import DayWatch
@@ -80,10 +81,8 @@ class Delivery(StrEnum):
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     instance_id: str = "local"
-    dead_letter_topic: str = "cascade-dead-letter"
-    alert_topic: str = "nba-slo-violation"
-    # Where each (game_date, transition) outcome is announced (triggered / degraded / failed); None: nowhere.
-    status_topic: str | None = "nba-orchestration-status"
+    # The dead-letter, alert and status topics (where each (game_date, transition) outcome is announced).
+    names: ResourceNames = DEFAULT_NAMES
     claim_lease_s: float = 60.0
     # False only where one task feeds the engine one event at a time (replay): no per-key locks needed.
     concurrent: bool = True
@@ -117,7 +116,11 @@ class Engine:
         self.local = LocalRouting(journal if journal is not None else MemoryJournal(), self._who)
         self._sender = TriggerSender(publisher, clock, on_trigger)
         self._notifier = Notifier(
-            publisher, audit, config.alert_topic, config.status_topic, config.dead_letter_topic
+            publisher,
+            audit,
+            config.names.alert_topic,
+            config.names.status_topic,
+            config.names.dead_letter_topic,
         )
         self._timers = TimerQueue(self._wants_to_wake)
         self.states: dict[Key, DateState] = {}

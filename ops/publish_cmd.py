@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,7 +106,9 @@ def add_publish_command(subparsers: argparse._SubParsersAction[argparse.Argument
         help="move the recorded day to now (game dates shifted to today's calendar, timestamps to publish "
         "time); without it a router treats an old recorded date as backfill and never cascades it",
     )
-    pub.add_argument("--project", required=True, help="Google Cloud project (any name on the emulator)")
+    pub.add_argument(
+        "--project", help="Google Cloud project (default: CASCADE_PROJECT, then GOOGLE_CLOUD_PROJECT)"
+    )
     pub.add_argument(
         "--speed",
         type=_speed,
@@ -143,12 +146,23 @@ def publish_command(args: argparse.Namespace) -> int:
     if not plan:
         print(f"{args.events}: nothing to publish")
         return EXIT_OK
-    from adapters.errors import PublishError  # Google clients only for this command, not every CLI start
+    # Google clients only for this command, not every CLI start.
+    from adapters.credentials import credentials_problem
+    from adapters.errors import PublishError
+    from ops.settings import project_from
 
+    # Only the project and PUBSUB_EMULATOR_HOST are read here: other CASCADE_ variables are run's business.
+    project = project_from(os.environ, args.project)
+    if project is None:
+        print(f"cascade publish: {NO_PROJECT}", file=sys.stderr)
+        return EXIT_USAGE
+    if problem := credentials_problem(["Pub/Sub"]):
+        print(f"cascade publish: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        report = anyio.run(publish_plan, plan, args.project)
+        report = anyio.run(publish_plan, plan, project)
     except PublishError as exc:
-        print(f"cascade publish: {exc}{_hint(exc, args.project)}", file=sys.stderr)
+        print(f"cascade publish: {exc}{_hint(exc, project)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     span_s = (plan[-1][1].at - plan[0][1].at).total_seconds()
     lag = "" if args.no_wait or args.speed == 0 else f"; at most {report.max_late_s:.2f} s behind schedule"
@@ -157,6 +171,9 @@ def publish_command(args: argparse.Namespace) -> int:
         f"(recorded span {span_s:.0f} s{lag})"
     )
     return EXIT_OK
+
+
+NO_PROJECT = "no project: pass --project or set CASCADE_PROJECT (or GOOGLE_CLOUD_PROJECT)"
 
 
 def _hint(exc: BaseException, project: str) -> str:

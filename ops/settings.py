@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from adapters.errors import ConfigurationError
+from adapters.resource_names import DEFAULT_BIGQUERY_LOCATION, DEFAULT_NAMES, ResourceNames
 
 PREFIX = "CASCADE_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -78,44 +79,100 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    # Google Cloud
-    project: Name = Field(validation_alias=AliasChoices("CASCADE_PROJECT", "GOOGLE_CLOUD_PROJECT"))
-    pubsub_emulator_host: EmulatorHost | None = Field(default=None, validation_alias="PUBSUB_EMULATOR_HOST")
+    # Google Cloud. Each `description` is the variable's one line in `cascade run --help`.
+    project: Name = Field(
+        validation_alias=AliasChoices("CASCADE_PROJECT", "GOOGLE_CLOUD_PROJECT"),
+        description="Google Cloud project (required; any name on the emulators)",
+    )
+    pubsub_emulator_host: EmulatorHost | None = Field(
+        default=None, validation_alias="PUBSUB_EMULATOR_HOST", description="host:port of the Pub/Sub emulator"
+    )
     firestore_emulator_host: EmulatorHost | None = Field(
-        default=None, validation_alias="FIRESTORE_EMULATOR_HOST"
+        default=None,
+        validation_alias="FIRESTORE_EMULATOR_HOST",
+        description="host:port of the Firestore emulator",
     )
     bigquery_emulator_host: EmulatorHost | None = Field(
-        default=None, validation_alias="BIGQUERY_EMULATOR_HOST"
+        default=None,
+        validation_alias="BIGQUERY_EMULATOR_HOST",
+        description="host:port of the BigQuery emulator",
     )
 
-    # Names of the things cascade talks to
-    topic_prefix: str = ""
-    subscription_prefix: Name = "cascade-"
-    dead_letter_topic: Name = "cascade-dead-letter"
-    alert_topic: Name = "nba-slo-violation"
-    status_topic: Name = "nba-orchestration-status"
-    firestore_collection: Name = "cascade_dates"
-    bigquery_dataset: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,1024}$")] = "cascade_audit"
+    # Names of the things cascade talks to; the defaults live in `adapters.resource_names`.
+    subscription_prefix: Name = Field(
+        default=DEFAULT_NAMES.subscription_prefix,
+        description="completion topic T is consumed through subscription PREFIX + T",
+    )
+    dead_letter_topic: Name = Field(
+        default=DEFAULT_NAMES.dead_letter_topic,
+        description="malformed messages go here (kept by its subscription NAME-audit)",
+    )
+    alert_topic: Name = Field(default=DEFAULT_NAMES.alert_topic, description="SLO and stuck-date alerts")
+    status_topic: Name = Field(default=DEFAULT_NAMES.status_topic, description="each key's outcome")
+    firestore_collection: Name = Field(
+        default=DEFAULT_NAMES.firestore_collection, description="Firestore collection of the shared state"
+    )
+    bigquery_dataset: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,1024}$")] = Field(
+        default=DEFAULT_NAMES.bigquery_dataset, description="BigQuery dataset of the audit tables"
+    )
+    bigquery_location: Name = Field(
+        default=DEFAULT_BIGQUERY_LOCATION,
+        description="where `cascade provision` creates the dataset (BigQuery's default: US)",
+    )
 
     # The process
-    policy_path: Path | None = None  # None: the built-in policies/nba.yaml
-    port: int = Field(default=8080, ge=1, le=65535, validation_alias="PORT")
-    log_level: LogLevel = "INFO"
+    policy_path: Path | None = Field(
+        default=None, description="policy file (default: the built-in NBA policy)"
+    )
+    port: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        validation_alias="PORT",
+        description="HTTP port (health, status, metrics)",
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
     # Cloud Run sends SIGKILL 10 s after SIGTERM; the drain must end before that.
-    shutdown_grace_s: Annotated[float, Field(gt=0), AfterValidator(_below_cloud_run_limit)] = 8.0
-    instance_id: Name = Field(default_factory=_default_instance_id)
-    audit_spool_path: Path = Path(tempfile.gettempdir()) / "cascade-audit.spool.jsonl"
+    shutdown_grace_s: Annotated[float, Field(gt=0), AfterValidator(_below_cloud_run_limit)] = Field(
+        default=8.0, description="seconds to drain and flush after SIGTERM (below 10)"
+    )
+    instance_id: Name = Field(
+        default_factory=_default_instance_id, description="this process in claims and logs (default host-pid)"
+    )
+    audit_spool_path: Path = Field(
+        default=Path(tempfile.gettempdir()) / "cascade-audit.spool.jsonl",
+        description="audit rows BigQuery has not confirmed, kept on disk",
+    )
     # The Firestore-outage journal (README, "When Firestore is down"); None: next to the audit spool.
-    journal_path: Path | None = None
-    claim_lease_s: float = Field(default=60.0, gt=0)
-    max_in_flight: int = Field(default=64, ge=1, le=10_000)
+    journal_path: Path | None = Field(
+        default=None, description="the Firestore-outage journal (default: next to the audit spool)"
+    )
+    claim_lease_s: float = Field(default=60.0, gt=0, description="how long a trigger claim is held")
+    max_in_flight: int = Field(default=64, ge=1, le=10_000, description="messages handled at once")
     # Acks (and nacks) go to Pub/Sub in one request per subscription once this many wait, or this long after
     # the first began to wait (2,500 ids is Pub/Sub's limit per request; a longer delay only holds acks back).
-    ack_batch_max: int = Field(default=100, ge=1, le=2_500)
-    ack_batch_delay_s: float = Field(default=0.2, ge=0, le=1.0)
-    admin_token: SecretStr | None = None  # None: the admin endpoints are disabled
-    # How many game dates back /status shows and a rebuild reads.
-    recent_days: int = Field(default=3, ge=1, le=60)
+    ack_batch_max: int = Field(default=100, ge=1, le=2_500, description="acks sent in one request at most")
+    ack_batch_delay_s: float = Field(
+        default=0.2, ge=0, le=1.0, description="how long an ack waits to share a request"
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="bearer token of the admin endpoints (unset: they are disabled)"
+    )
+    recent_days: int = Field(
+        default=3, ge=1, le=60, description="game dates back that /status shows and a restart rebuilds"
+    )
+
+    @property
+    def names(self) -> ResourceNames:
+        """The resource names, as `cascade provision`, the startup check and the engine take them."""
+        return ResourceNames(
+            subscription_prefix=self.subscription_prefix,
+            dead_letter_topic=self.dead_letter_topic,
+            alert_topic=self.alert_topic,
+            status_topic=self.status_topic,
+            firestore_collection=self.firestore_collection,
+            bigquery_dataset=self.bigquery_dataset,
+        )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -173,6 +230,20 @@ def env_names() -> dict[str, tuple[str, ...]]:
         else:
             names[field] = (PREFIX + field.upper(),)
     return names
+
+
+def env_descriptions() -> dict[str, str]:
+    """Each environment variable (the preferred one, alternatives after "or") -> its one-line meaning."""
+    return {
+        " or ".join(env_names()[field]): info.description or ""
+        for field, info in Settings.model_fields.items()
+    }
+
+
+def project_from(environ: Mapping[str, str], flag: str | None = None) -> str | None:
+    """The project as every command takes it: the flag, else CASCADE_PROJECT, else GOOGLE_CLOUD_PROJECT."""
+    candidates = [flag, *(environ.get(name) for name in env_names()["project"])]
+    return next((value for value in candidates if value), None)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

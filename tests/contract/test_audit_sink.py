@@ -25,7 +25,8 @@ import pytest
 from aiohttp import web
 from gcloud.aio.bigquery import Table
 
-from adapters.bigquery_audit import BigQueryAuditSink, provision_bigquery
+from adapters.bigquery_audit import BigQueryAuditSink
+from adapters.bigquery_provision import provision_bigquery
 from adapters.bigquery_schema import bigquery_rows
 from adapters.memory import MemoryAuditSink
 from adapters.ports import AuditRow, AuditSink

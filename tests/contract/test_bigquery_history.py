@@ -20,8 +20,9 @@ import pytest
 from aiohttp import web
 from gcloud.aio.bigquery import Dataset, Job
 
-from adapters.bigquery_audit import BigQueryAuditSink, provision_bigquery
+from adapters.bigquery_audit import BigQueryAuditSink
 from adapters.bigquery_history import BigQueryHistory
+from adapters.bigquery_provision import provision_bigquery
 from adapters.bigquery_schema import canonical_json, insert_id
 from adapters.errors import ConfigurationError, TransientError
 from tests.support.bigquery_emulator import api_root

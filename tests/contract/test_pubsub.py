@@ -309,7 +309,7 @@ async def test_a_malformed_completion_is_dead_lettered_with_its_reason_and_the_o
         bus.publisher,
         MemoryAuditSink(),
         VirtualClock(utc("2025-12-31T06:00")),
-        EngineConfig(dead_letter_topic="cascade-dead-letter"),
+        EngineConfig(),
     )
     outcomes: list[tuple[str, Delivery]] = []
 

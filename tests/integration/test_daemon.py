@@ -108,9 +108,7 @@ def make_stack(
         "CASCADE_INSTANCE_ID": "it-1",
     }
     endpoints = Endpoints.from_environment(env)
-    anyio.run(
-        provision_all, project, load_policy(None), "cascade_audit", endpoints, "cascade-dead-letter", True
-    )
+    anyio.run(provision_all, project, load_policy(None), endpoints)
     anyio.run(_trigger_subscriptions, project, endpoints.pubsub)
     return Stack(project, env, port, policy_path, str(endpoints.pubsub))
 

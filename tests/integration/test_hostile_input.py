@@ -12,6 +12,7 @@ import pytest
 
 from adapters.pubsub import PubSubSource
 from adapters.pubsub_admin import PubSubAdmin
+from adapters.resource_names import DEFAULT_NAMES
 from adapters.source import Received
 from tests.integration.test_daemon import (  # noqa: F401  (fixtures)
     EXPECTED,
@@ -32,7 +33,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Sending a large body:ResourceWarning"),
 ]
 
-DEAD_LETTER_TOPIC = "cascade-dead-letter"
+DEAD_LETTER_TOPIC = DEFAULT_NAMES.dead_letter_topic
 PHASE2_TOPIC = "nba-phase2-raw-complete"
 PHASE3_TOPIC = "nba-phase3-analytics-complete"
 

@@ -56,7 +56,8 @@ def test_provision_creates_every_topic_and_subscription_then_changes_nothing(
     ):
         assert f"created topic {topic}" in created
     assert "created subscription cascade-nba-phase5-predictions-complete" in created
-    assert "ensured bigquery dataset" in first.stdout
+    assert f"created dataset {project}.audit_cli" in created
+    assert f"created table {project}.audit_cli.slo_log" in created
     tables = bigquery_tables(bigquery_server, project, "audit_cli")
     assert tables == {t.name for t in TABLES} and "slo_log" in tables
 

@@ -14,7 +14,7 @@ import aiohttp
 import anyio
 import pytest
 
-from adapters.bigquery_audit import provision_bigquery
+from adapters.bigquery_provision import provision_bigquery
 from adapters.pubsub import PubSubPublisher
 from tests.integration.test_daemon import Stack, metric, overnight_messages, spawn, start, stop
 from tests.integration.test_daemon import stack as stack  # the fixture: the three emulators, provisioned

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.errors import ConfigurationError
+from adapters.resource_names import ResourceNames
 from ops.settings import Settings, load_settings
 
 MINIMAL = {"GOOGLE_CLOUD_PROJECT": "nba-props"}
@@ -23,13 +24,15 @@ def test_defaults_need_only_a_project() -> None:
     assert settings.port == 8080
     assert settings.log_level == "INFO"
     assert settings.shutdown_grace_s == 8.0
-    assert settings.topic_prefix == ""
-    assert settings.subscription_prefix == "cascade-"
-    assert settings.dead_letter_topic == "cascade-dead-letter"
-    assert settings.alert_topic == "nba-slo-violation"
-    assert settings.status_topic == "nba-orchestration-status"
-    assert settings.firestore_collection == "cascade_dates"
-    assert settings.bigquery_dataset == "cascade_audit"
+    assert settings.names == ResourceNames(
+        subscription_prefix="cascade-",
+        dead_letter_topic="cascade-dead-letter",
+        alert_topic="nba-slo-violation",
+        status_topic="nba-orchestration-status",
+        firestore_collection="cascade_dates",
+        bigquery_dataset="cascade_audit",
+    )
+    assert settings.bigquery_location == "US"
     assert settings.claim_lease_s == 60.0
     assert settings.max_in_flight == 64
     assert (settings.ack_batch_max, settings.ack_batch_delay_s) == (100, 0.2)
@@ -53,7 +56,8 @@ def test_conventional_names_and_prefixed_names_are_read() -> None:
             "CASCADE_LOG_LEVEL": "debug",
             "CASCADE_SHUTDOWN_GRACE_S": "5.5",
             "CASCADE_INSTANCE_ID": "rev-7",
-            "CASCADE_TOPIC_PREFIX": "test-",
+            "CASCADE_DEAD_LETTER_TOPIC": "test-dead",
+            "CASCADE_BIGQUERY_LOCATION": "EU",
             "CASCADE_MAX_IN_FLIGHT": "8",
             "CASCADE_ACK_BATCH_MAX": "500",
             "CASCADE_ACK_BATCH_DELAY_S": "0.2",
@@ -69,7 +73,8 @@ def test_conventional_names_and_prefixed_names_are_read() -> None:
     assert settings.log_level == "DEBUG"
     assert settings.shutdown_grace_s == 5.5
     assert settings.instance_id == "rev-7"
-    assert settings.topic_prefix == "test-"
+    assert settings.names.dead_letter_topic == "test-dead"
+    assert settings.bigquery_location == "EU"
     assert settings.max_in_flight == 8
     assert (settings.ack_batch_max, settings.ack_batch_delay_s) == (500, 0.2)
     assert settings.recent_days == 5
