@@ -183,6 +183,7 @@ def test_publish_reads_a_gzipped_recording_and_refuses_one_that_is_not_utf8(
         return PublishReport(len(plan), 1, 0.0, 0.0)
 
     monkeypatch.setattr(publish_cmd, "publish_plan", fake_publish)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "localhost:8085")  # no credentials needed; nothing is sent
     packed = tmp_path / "day.data"
     packed.write_bytes(gzip.compress(RECORDING.read_bytes()))
     garbled = tmp_path / "garbled.jsonl"

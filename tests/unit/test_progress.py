@@ -121,6 +121,7 @@ def test_publish_counts_the_messages_published_on_a_terminal(
 ) -> None:
     terminal = FakeTerminal()
     monkeypatch.setattr("adapters.pubsub.PubSubPublisher", FakePublisher)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "localhost:8085")  # no credentials needed; nothing is sent
     monkeypatch.setattr("sys.stderr", terminal)
 
     assert main(["publish", str(RECORDING), "--project", "p", "--no-wait"]) == 0
