@@ -42,8 +42,9 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 def run_command(args: argparse.Namespace) -> int:
     from adapters.credentials import credentials_problem
-    from adapters.errors import CascadeError, ConfigurationError
+    from adapters.errors import CascadeError
     from ops import daemon
+    from ops.cli_errors import exit_code, single_error
     from ops.logs import configure_logging
     from ops.settings import load_settings
 
@@ -61,6 +62,11 @@ def run_command(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.project)
     try:
         return anyio.run(daemon.run, settings, backend_options={"use_uvloop": True})
-    except (PolicyError, CascadeError) as exc:
-        logging.getLogger("cascade").critical("cascade run: %s", exc)
-        return EXIT_USAGE if isinstance(exc, (PolicyError, ConfigurationError)) else EXIT_UNAVAILABLE
+    except (PolicyError, CascadeError, BaseExceptionGroup) as exc:
+        # One of ours, also when a task group wrapped it: one JSON log line and its exit code. Anything
+        # else is a bug and keeps its traceback.
+        error = single_error(exc)
+        if error is None:
+            raise
+        logging.getLogger("cascade").critical("cascade run: %s", error)
+        return exit_code(error)

@@ -109,6 +109,32 @@ def test_an_error_raised_in_a_task_group_is_one_line_and_an_exit_code(
     assert run(capsys, "run") == (code, "", line + "\n")
 
 
+def test_run_logs_an_error_from_its_task_group_as_one_json_line_with_its_exit_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon's own handler, not main's backstop: `run` logs in JSON (Cloud Logging reads stdout).
+    async def daemon_run(settings: object) -> int:
+        async def fail() -> None:
+            raise ConfigurationError("subscription cascade-x was deleted")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(fail)
+        return 0
+
+    monkeypatch.setattr("ops.daemon.run", daemon_run)
+    for name in ("PUBSUB", "FIRESTORE", "BIGQUERY"):  # on the emulators: no credentials needed
+        monkeypatch.setenv(f"{name}_EMULATOR_HOST", "localhost:1")
+    monkeypatch.setenv("CASCADE_PROJECT", "p")
+
+    code = main(["run"])
+
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == EXIT_USAGE
+    assert [(r["severity"], r["message"]) for r in logged] == [
+        ("CRITICAL", "cascade run: subscription cascade-x was deleted")
+    ]
+
+
 def test_a_group_of_two_errors_or_a_bug_is_not_hidden() -> None:
     two = BaseExceptionGroup("two", [ConfigurationError("a"), PublishError("b")])
     bug = ExceptionGroup("bug", [ExceptionGroup("inner", [KeyError("x")])])
