@@ -29,9 +29,9 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="the always-on router (configured by the environment, see --help)",
         description=paragraph(
             "Route completion events from Pub/Sub to trigger topics, keeping shared state in Firestore and "
-            "an audit log in BigQuery; serve /health, /ready, /status and /metrics on PORT. Configured by "
-            "the environment below. At start it checks for Google credentials (unless every service is on "
-            "its emulator) and that every topic and subscription it needs exists."
+            "an audit log in BigQuery; serve /healthz, /readyz, /status, /metrics and the dashboard on "
+            "PORT. Configured by the environment below. At start it checks for Google credentials (unless "
+            "every service is on its emulator) and that every topic and subscription it needs exists."
         ),
         epilog=epilog(None, EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,

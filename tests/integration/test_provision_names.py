@@ -5,8 +5,6 @@ is created where asked. Against the Pub/Sub and BigQuery emulators, provision as
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -21,11 +19,11 @@ from adapters.resource_names import ResourceNames
 from ops.exit_codes import EXIT_OK, EXIT_USAGE
 from ops.settings import load_settings
 from policies.model import Policy
+from tests.support.cli_process import cascade, critical_message
 from tests.support.emulators import HOST, Emulator, free_port
 
 pytestmark = pytest.mark.emulator
 
-ROOT = Path(__file__).resolve().parents[2]
 CUSTOM = {
     "CASCADE_SUBSCRIPTION_PREFIX": "ours-",
     "CASCADE_DEAD_LETTER_TOPIC": "ours-dead-letter",
@@ -37,19 +35,6 @@ CUSTOM = {
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def cascade(argv: list[str], env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
-    environ = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "ops.cli", *argv],
-        env=environ,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def rest(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -151,8 +136,7 @@ def test_run_refuses_to_start_without_the_dead_letter_topic(pubsub_server: Emula
     result = cascade(["run"], env, tmp_path)
 
     assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    [message] = [r["message"] for r in records if r["severity"] == "CRITICAL"]
+    message = critical_message(result.stdout)
     assert message.splitlines()[
         0
     ] == "cascade run: missing Pub/Sub resources (run `cascade provision`): " + ", ".join(

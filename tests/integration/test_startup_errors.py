@@ -4,44 +4,28 @@ traceback or a half-minute wait for a metadata server (each subprocess runs unde
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ops.exit_codes import EXIT_UNAVAILABLE, EXIT_USAGE
+from tests.support.cli_process import ROOT, critical_message
+from tests.support.cli_process import cascade as run_cascade
 from tests.support.emulators import HOST, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "overnight_full_cascade.jsonl"
 QUICK_S = 30  # well below the 37 s a metadata-server retry loop took; not a timing assertion
+
+
+def cascade(argv: list[str], env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
+    return run_cascade(argv, env, home, timeout_s=QUICK_S)
+
+
 NO_CREDENTIALS = (
     "no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS or run "
     "`gcloud auth application-default login`, or point {} at the emulator{}"
 )
-
-
-def cascade(argv: list[str], env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
-    """`cascade ARGV` with only `env` (and PATH, an empty HOME): no credentials or emulators leak in."""
-    environ = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "ops.cli", *argv],
-        env=environ,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=QUICK_S,
-        check=False,
-    )
-
-
-def critical_message(log: str) -> str:
-    """`cascade run` logs (to stdout, JSON lines) its last word with severity CRITICAL."""
-    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    [critical] = [r for r in records if r["severity"] == "CRITICAL"]
-    return str(critical["message"])
 
 
 @pytest.mark.parametrize(
