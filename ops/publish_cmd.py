@@ -25,11 +25,17 @@ import anyio
 
 from ops.audit_rows import iso_z
 from ops.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from ops.help_text import epilog, paragraph
 from ops.progress import Progress
 from ops.replay import RecordedDelivery, RecordingError, read_recording
 from ops.text_input import InputError, open_lines
 
 Plan = list[tuple[float, RecordedDelivery]]
+EXIT_CODES = {
+    EXIT_OK: "every message published (or nothing to publish)",
+    EXIT_USAGE: "unusable events file (names the line), no project, or no Google credentials",
+    EXIT_UNAVAILABLE: "Pub/Sub did not answer or refused a publish (stops there, saying after how many)",
+}
 _ET = ZoneInfo("America/New_York")  # the pipeline's calendar (the default policy's timezone)
 
 
@@ -91,15 +97,20 @@ def add_publish_command(subparsers: argparse._SubParsersAction[argparse.Argument
     pub = subparsers.add_parser(
         "publish",
         help="publish a recorded day to Pub/Sub in (scaled) real time, to feed a running router",
-        description=(
+        description=paragraph(
             "Publish each recorded delivery's data and attributes to its topic, keeping the recorded "
-            "timing divided by --speed. Honours PUBSUB_EMULATOR_HOST. Pub/Sub assigns its own message "
-            "ids: the recorded message_id is printed next to the new id but cannot be imposed. Topics must "
-            "exist (`cascade provision`). Exit 0 ok, 2 unusable events file (names the line), 3 Pub/Sub "
-            "did not answer or refused a publish."
+            "timing divided by --speed. Pub/Sub assigns its own message ids: the recorded message_id is "
+            "printed next to the new id but cannot be imposed. Topics must exist (`cascade provision`). "
+            "Checks for Google credentials first unless PUBSUB_EMULATOR_HOST is set."
         ),
+        epilog=epilog(["project", "pubsub_emulator_host"], EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pub.add_argument("events", type=Path, help="recorded deliveries, one JSON object per line")
+    pub.add_argument(
+        "events",
+        type=Path,
+        help="recorded deliveries, one JSON object per line (gzipped works too; - reads standard input)",
+    )
     pub.add_argument(
         "--relive",
         action="store_true",

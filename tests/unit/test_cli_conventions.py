@@ -201,8 +201,8 @@ def test_every_command_and_every_argument_has_help() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("name", ["replay", "check-policy"])
-def test_replay_and_check_policy_help_lists_the_exit_codes(name: str) -> None:
+@pytest.mark.parametrize("name", ["replay", "check-policy", "publish", "run", "provision"])
+def test_the_help_of_each_command_that_reads_input_or_backends_lists_its_exit_codes(name: str) -> None:
     command = subcommands(build_parser())[name]
     text = command.format_help()
 
