@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/overnight_full_cascade.jsonl
 
-.PHONY: setup prereqs demo test lint typecheck unit bench bench-fuzz bench-cost chaos local-stack clean
+.PHONY: setup prereqs demo test lint unit bench bench-fuzz bench-cost chaos local-stack clean
 
 setup: $(STAMP)
 

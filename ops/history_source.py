@@ -63,7 +63,7 @@ def fetch_json(base_url: str, path: str, query: dict[str, str] | None = None) ->
         reason = getattr(exc, "reason", exc)
         raise SourceError(
             f"cannot reach the router at {base_url} ({reason}); is `cascade run` up? On Cloud Run use "
-            "`gcloud run services proxy cascade --port 8080` and --url http://localhost:8080",
+            "`gcloud run services proxy cascade-router --port 8080` and --url http://localhost:8080",
             unavailable=True,
         ) from exc
     except json.JSONDecodeError as exc:

@@ -68,8 +68,9 @@ def _sources(parser: argparse.ArgumentParser, bigquery: bool) -> None:
             action="store_true",
             help="the BigQuery audit tables (CASCADE_PROJECT, CASCADE_BIGQUERY_DATASET; 365 days back)",
         )
+    readers = "--timeline/--bigquery" if bigquery else "--timeline"
     parser.add_argument(
-        "--policy", type=Path, help="policy file for --timeline/--bigquery (default: built-in)"
+        "--policy", type=Path, help=f"policy file for {readers} (default: the built-in NBA policy)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 

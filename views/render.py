@@ -140,7 +140,7 @@ def slo_text(data: Mapping[str, Any]) -> list[str]:
     out.append(f"{'SLO':<22} {'target':>8} {'actual':>8} {'measured':>14}  status")
     for c in data["compliance"]:
         actual = "-" if c["ratio"] is None else f"{c['ratio']:.1%}"
-        target = f"{'<' if c['slo'] == 'self_heal_share' else '≥'}{c['target']:.0%}"
+        target = f"{'≤' if c['slo'] == 'self_heal_share' else '≥'}{c['target']:.0%}"
         status = "n/a" if c["ratio"] is None else ("OK" if c["ok"] else "MISSED")
         measured = f"{c['met']}/{c['total']} {'dates' if c['kind'] == 'dates met' else 'trig.'}"
         out.append(f"{c['slo']:<22} {target:>8} {actual:>8} {measured:>14}  {status}")
