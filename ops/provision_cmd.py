@@ -21,7 +21,7 @@ from adapters.errors import CascadeError, ConfigurationError
 from ops.exit_codes import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from ops.help_text import epilog, paragraph
 from ops.policy_file import load_policy
-from ops.settings import Settings, load_settings, project_from
+from ops.settings import NO_PROJECT, Settings, load_settings, project_from
 from policies.loader import PolicyError
 from policies.model import Policy
 
@@ -126,9 +126,7 @@ def _flag_variables(args: argparse.Namespace) -> dict[str, str]:
 def _configuration(environ: Mapping[str, str]) -> tuple[Settings, Policy]:
     """The settings as `cascade run` would read them from `environ`, and the policy they name."""
     if project_from(environ) is None:  # before the settings: their message would not mention --project
-        raise ConfigurationError(
-            "no project: pass --project or set CASCADE_PROJECT (or GOOGLE_CLOUD_PROJECT)"
-        )
+        raise ConfigurationError(NO_PROJECT)
     settings = load_settings(environ)
     return settings, load_policy(settings.policy_path)
 

@@ -160,7 +160,7 @@ def publish_command(args: argparse.Namespace) -> int:
     # Google clients only for this command, not every CLI start.
     from adapters.credentials import credentials_problem
     from adapters.errors import PublishError
-    from ops.settings import project_from
+    from ops.settings import NO_PROJECT, project_from
 
     # Only the project and PUBSUB_EMULATOR_HOST are read here: other CASCADE_ variables are run's business.
     project = project_from(os.environ, args.project)
@@ -182,9 +182,6 @@ def publish_command(args: argparse.Namespace) -> int:
         f"(recorded span {span_s:.0f} s{lag})"
     )
     return EXIT_OK
-
-
-NO_PROJECT = "no project: pass --project or set CASCADE_PROJECT (or GOOGLE_CLOUD_PROJECT)"
 
 
 def _hint(exc: BaseException, project: str) -> str:

@@ -240,6 +240,10 @@ def env_descriptions() -> dict[str, str]:
     }
 
 
+# What a command that takes `--project` says when neither the flag nor the environment names one.
+NO_PROJECT = "no project: pass --project or set CASCADE_PROJECT (or GOOGLE_CLOUD_PROJECT)"
+
+
 def project_from(environ: Mapping[str, str], flag: str | None = None) -> str | None:
     """The project as every command takes it: the flag, else CASCADE_PROJECT, else GOOGLE_CLOUD_PROJECT."""
     candidates = [flag, *(environ.get(name) for name in env_names()["project"])]
