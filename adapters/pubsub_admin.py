@@ -225,6 +225,7 @@ async def provision(
 
     for topic in dict.fromkeys([*names.own_topics, *policy_topics(policy)]):
         note(f"topic {topic}", await admin.ensure_topic(topic))
+    kept: list[str] = []  # subscriptions that existed before: created ones never expire already
     for subscription, topic in completion_subscriptions(policy, names).items():
         created = await admin.ensure_subscription(
             subscription,
@@ -236,12 +237,15 @@ async def provision(
             retry_backoff_s,
         )
         note(f"subscription {subscription}", created)
+        if not created:
+            kept.append(subscription)
     audit = names.dead_letter_audit_subscription
     created = await admin.ensure_subscription(audit, names.dead_letter_topic, ack_deadline_s)
     note(f"subscription {audit}", created)
-    for subscription in consumed_subscriptions(policy, names):
-        if f"subscription {subscription}" in result.existing:
-            await _never_expires(admin, subscription, result)
+    if not created:
+        kept.append(audit)
+    for subscription in kept:
+        await _never_expires(admin, subscription, result)
     return result
 
 
