@@ -117,7 +117,17 @@ def _encodable(value: Any) -> bool:
 
 
 class _CascadeHandler(logging.StreamHandler[TextIO]):
-    """Marks the handler `configure_logging` installed, so a second call replaces it instead of adding one."""
+    """Marks the handler `configure_logging` or `configure_cli_logging` installed, so a later call of either
+    replaces it instead of adding one."""
+
+
+def _install(handler: _CascadeHandler) -> None:
+    """`handler` in place of the one cascade installed before (other handlers are left alone)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _CascadeHandler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
 
 
 def configure_logging(level: int | str, project: str | None, stream: TextIO | None = None) -> None:
@@ -125,14 +135,10 @@ def configure_logging(level: int | str, project: str | None, stream: TextIO | No
 
     Idempotent: calling it again replaces the handler it installed before (and leaves other handlers alone).
     """
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _CascadeHandler)]:
-        root.removeHandler(handler)
-        handler.close()
     handler = _CascadeHandler(stream if stream is not None else sys.stdout)
     handler.setFormatter(CloudLoggingFormatter(project))
-    root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    _install(handler)
+    logging.getLogger().setLevel(level.upper() if isinstance(level, str) else level)
 
 
 class _StderrHandler(_CascadeHandler):
@@ -151,11 +157,7 @@ def configure_cli_logging(level: int | str) -> None:
     """Log lines for a one-shot command: plain text on stderr (stdout is the command's answer), only from
     `level` up. The handler's level, not the root's: the root stays as it is for everything else in the
     process. `configure_logging` (the daemon's JSON) replaces this handler like its own."""
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _CascadeHandler)]:
-        root.removeHandler(handler)
-        handler.close()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.setLevel(level)
-    root.addHandler(handler)
+    _install(handler)
