@@ -282,25 +282,24 @@ def summary_rows(result: ReplayResult) -> list[dict[str, Any]]:
 
 
 def summary_lines(result: ReplayResult) -> list[str]:
-    """One line per (game_date, transition): mode, outcome, trigger, completeness, missing."""
-    lines = []
-    for key in sorted(result.states):
-        state = result.states[key]
-        last = state.last
-        trigger = state.published
-        detail = (
-            f"trigger {trigger.trigger_id} source={trigger.source.value if trigger.source else '?'}"
-            f"{' degraded' if trigger.degraded else ''}"
-            if trigger
-            else "no trigger"
-        )
-        completeness = f"{last.completeness:.3f}" if last else "-"
-        missing = ", ".join(last.missing) if last and last.missing else "-"
-        lines.append(
-            f"{key.game_date} {key.transition:<17} {state.mode.value:<9} {state.phase.value:<18} "
-            f"completeness={completeness} missing={missing} {detail}"
-        )
-    return lines
+    """One line per (game_date, transition): mode, outcome, trigger, completeness, missing (the text of
+    `summary_rows`)."""
+    return [_summary_line(row) for row in summary_rows(result)]
+
+
+def _summary_line(row: Mapping[str, Any]) -> str:
+    trigger = row["trigger"]
+    detail = (
+        f"trigger {trigger['trigger_id']} source={trigger['source'] or '?'}"
+        f"{' degraded' if trigger['degraded'] else ''}"
+        if trigger
+        else "no trigger"
+    )
+    completeness = "-" if row["completeness"] is None else f"{row['completeness']:.3f}"
+    return (
+        f"{row['game_date']} {row['transition']:<17} {row['mode']:<9} {row['phase']:<18} "
+        f"completeness={completeness} missing={', '.join(row['missing']) or '-'} {detail}"
+    )
 
 
 def describe(row: Mapping[str, Any]) -> str:
