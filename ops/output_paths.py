@@ -6,18 +6,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ops.text_input import InputError
 
-def output_problem(path: Path) -> str | None:
-    """Why `path` cannot be written (as `PATH: problem`), or None if it looks writable."""
+
+def check_writable(path: Path) -> None:
+    """Return when `path` looks writable; else raise `InputError` (`PATH: problem`) saying why."""
+    problem = _problem(path)
+    if problem is not None:
+        raise InputError(str(path), problem)
+
+
+def _problem(path: Path) -> str | None:
     parent = path.parent
     if path.is_dir():
-        return f"{path}: is a directory"
+        return "is a directory"
     if not parent.exists():
-        return f"{path}: directory {parent} does not exist"
+        return f"directory {parent} does not exist"
     if not parent.is_dir():
-        return f"{path}: {parent} is not a directory"
+        return f"{parent} is not a directory"
     if path.exists() and not os.access(path, os.W_OK):
-        return f"{path}: not writable"
+        return "not writable"
     if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        return f"{path}: directory {parent} is not writable"
+        return f"directory {parent} is not writable"
     return None

@@ -15,7 +15,7 @@ import anyio
 
 from ops import replay as replaying
 from ops.exit_codes import EXIT_OK, EXIT_USAGE
-from ops.output_paths import output_problem
+from ops.output_paths import check_writable
 from ops.policy_file import load_policy
 from ops.progress import Progress
 from ops.text_input import InputError, open_lines
@@ -103,10 +103,8 @@ def replay_command(args: argparse.Namespace) -> int:
 
 def _check_outputs(*paths: Path | None) -> None:
     for path in paths:
-        problem = output_problem(path) if path is not None else None
-        if problem is not None:
-            source, _, text = problem.partition(": ")
-            raise InputError(source, text)
+        if path is not None:
+            check_writable(path)
 
 
 def _read(path: Path) -> list[replaying.RecordedDelivery]:
