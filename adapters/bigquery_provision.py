@@ -48,9 +48,10 @@ async def _provision(
 ) -> dict[str, bool]:
     datasets = Dataset(dataset, project=project, session=session, api_root=api_root)
     body = {"datasetReference": {"projectId": project, "datasetId": dataset}, "location": location}
-    created = {f"dataset {project}.{dataset}": await _unless_exists(datasets.insert(body))}
-    if not created[f"dataset {project}.{dataset}"]:
+    dataset_created = await _unless_exists(datasets.insert(body))
+    if not dataset_created:
         _check_location(f"{project}.{dataset}", (await datasets.get()).get("location"), location)
+    created = {f"dataset {project}.{dataset}": dataset_created}
     for spec in TABLES:
         table = Table(dataset, spec.name, project=project, session=session, api_root=api_root)
         created[f"table {project}.{dataset}.{spec.name}"] = await _unless_exists(table.create(spec.to_api()))
