@@ -62,8 +62,14 @@ def kill(emulator: Emulator) -> None:
     emulator.process.wait(timeout=10)
 
 
-def gauge(stack: Stack, name: str) -> float:
-    return metric(stack.get("/metrics")[1], name)
+def gauge(stack: Stack, name: str) -> float | None:
+    """The gauge's value; None when /metrics did not answer within its 2 s or lacks the gauge. Never 0 for
+    an unanswered read: `metric` says 0.0 for a missing line, and a wait for the gauge to drop to 0 then
+    ended while the daemon was busy writing the journal back (seen once in a full run)."""
+    status, text = stack.get("/metrics")
+    if status != 200 or not any(line.startswith(f"{name} ") for line in text.splitlines()):
+        return None
+    return metric(text, name)
 
 
 def the_day() -> list[Key]:
